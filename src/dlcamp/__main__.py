@@ -1,0 +1,5 @@
+import sys
+
+from dlcamp.cli.main import main
+
+sys.exit(main())

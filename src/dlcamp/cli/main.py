@@ -1,0 +1,221 @@
+"""The ``dlcamp`` command: list, train, eval, predict, params, tour, bench.
+
+A usage error (unknown name, bad value, missing file) prints one line saying what is wrong
+and what would be right, and exits with status 2, with no traceback. A failure during
+training keeps the last good checkpoint, says what happened and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from dlcamp.errors import TrainingFailed, UsageError
+
+LISTABLE = ("models", "datasets", "recipes", "optimizers", "tasks", "benchmarks")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage + error; we print one line
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dlcamp", description="The deep-learning curriculum made runnable.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("list", help="what exists, one line each")
+    s.add_argument("what", nargs="?", default="all", choices=("all",) + LISTABLE)
+
+    s = sub.add_parser("train", help="train a recipe into a run directory")
+    s.add_argument("recipe", help="a registered recipe name or a YAML path")
+    s.add_argument("-o", "--output", type=Path, help="run directory (default runs/RECIPE-TIMESTAMP)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe field, e.g. --set optim.lr=0.01 (repeatable)")
+    s.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
+    s.add_argument("--devices", type=int, help="processes/GPUs (>1 runs DDP); same as --set trainer.devices=N")
+    s.add_argument("--progress", choices=("auto", "rich", "plain", "none"), default="auto")
+
+    s = sub.add_parser("eval", help="re-evaluate a finished run")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("--split", default="test", choices=("train", "val", "test"))
+
+    s = sub.add_parser("predict", help="predict on input files with a finished run")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("inputs", nargs="+", type=Path)
+    s.add_argument("-o", "--output", type=Path, help="output file (default: CSV on standard output)")
+
+    s = sub.add_parser("params", help="per-layer output shape, parameters and multiply-adds of a model")
+    s.add_argument("model")
+    s.add_argument("--input", help="input shape CxHxW (default: the model's own)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a builder argument, e.g. --set depth=3")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    s = sub.add_parser("tour", help="train one quick recipe per family on embedded data and write one report")
+    s.add_argument("--quick", action="store_true", help="shorter budgets (for a smoke run)")
+    s.add_argument("-o", "--output", type=Path, default=Path("runs/tour"))
+
+    s = sub.add_parser("bench", help="a benchmark, measured against its reference in the same run")
+    s.add_argument("name", help="a benchmark name (`dlcamp list benchmarks`) or recipe:NAME")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--json", type=Path, help="also write the results as JSON here")
+    return p
+
+
+def _kv(items: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--set takes key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+    return out
+
+
+def cmd_list(args) -> int:
+    from dlcamp.bench import list_benchmarks
+    from dlcamp.data import list_datasets
+    from dlcamp.models import list_models
+    from dlcamp.optim import list_optimizers
+    from dlcamp.recipes import list_recipes
+    from dlcamp.tasks import list_tasks
+
+    tables = {"models": list_models, "datasets": list_datasets, "recipes": list_recipes,
+              "optimizers": list_optimizers, "tasks": list_tasks, "benchmarks": list_benchmarks}
+    for what in (LISTABLE if args.what == "all" else (args.what,)):
+        if args.what == "all":
+            print(f"{what}:")
+        entries = tables[what]()
+        width = max((len(k) for k in entries), default=0)
+        for name, desc in entries.items():
+            print(f"{'  ' if args.what == 'all' else ''}{name:<{width}}  {desc}")
+    return 0
+
+
+def resolve_recipe(recipe: str, overrides: list[str]) -> dict[str, Any]:
+    from dlcamp.engine.config import apply_overrides
+    from dlcamp.engine.run import resolve
+    from dlcamp.recipes import get_recipe
+
+    return resolve(apply_overrides(get_recipe(recipe), overrides))
+
+
+def cmd_train(args) -> int:
+    from dlcamp.engine.config import load_yaml
+    from dlcamp.engine.run import train
+
+    overrides = list(args.overrides) + ([f"trainer.devices={args.devices}"] if args.devices else [])
+    if args.resume:
+        if args.output is None:
+            raise UsageError("--resume needs -o RUN_DIR (the run to continue)")
+        if not (args.output / "config.yaml").exists():
+            raise UsageError(f"cannot resume: {args.output / 'config.yaml'} does not exist")
+        saved = load_yaml(args.output / "config.yaml")
+        if saved.get("name") not in (args.recipe, Path(args.recipe).stem):
+            raise UsageError(f"{str(args.output)!r} was trained with recipe {saved.get('name')!r}, not {args.recipe!r}")
+        from dlcamp.engine.config import apply_overrides
+        from dlcamp.engine.run import resolve
+
+        cfg = resolve(apply_overrides(saved, overrides))
+    else:
+        cfg = resolve_recipe(args.recipe, overrides)
+    run_dir = args.output or Path(os.environ.get("DLCAMP_RUN_DIR") or
+                                  f"runs/{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.environ["DLCAMP_RUN_DIR"] = str(run_dir)  # DDP processes re-run this command: same directory
+    summary = train(cfg, run_dir, resume=args.resume, progress=args.progress)
+    if summary is not None:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items())
+        print(f"{cfg['name']}: {shown} ({summary['train_seconds']:.1f} s training) -> {run_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from dlcamp.engine.run import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, args.split)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from dlcamp.engine.run import load_run
+
+    for path in args.inputs:
+        if not path.is_file():
+            raise UsageError(f"input file {str(path)!r} does not exist")
+    built = load_run(args.run_dir)
+    built.task.predict_files(args.inputs, built.datamodule, args.output)
+    return 0
+
+
+def cmd_params(args) -> int:
+    from dlcamp.metrics.complexity import print_table, profile_model
+
+    shape = None
+    if args.input:
+        try:
+            shape = tuple(int(d) for d in args.input.lower().split("x"))
+        except ValueError:
+            raise UsageError(f"--input must look like CxHxW (e.g. 3x224x224), got {args.input!r}") from None
+    report = profile_model(args.model, _kv(args.overrides), shape)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report)
+    return 0
+
+
+def cmd_tour(args) -> int:
+    from dlcamp.tour import run_tour
+
+    path = run_tour(args.output, quick=args.quick)
+    print(f"tour report -> {path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from dlcamp.bench import run_benchmark
+    from dlcamp.bench.report import print_result
+    from dlcamp.io import write_json
+
+    kwargs = _kv(args.overrides)
+    if args.name.startswith("recipe:"):
+        result = run_benchmark("recipe", recipe=args.name.split(":", 1)[1], **kwargs)
+    else:
+        result = run_benchmark(args.name, **kwargs)
+    print_result(result)
+    if args.json:
+        write_json(args.json, result)
+    return 0 if result.get("ok", True) else 1
+
+
+COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
+            "params": cmd_params, "tour": cmd_tour, "bench": cmd_bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"dlcamp: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingFailed as e:
+        print(f"dlcamp: training failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dlcamp: interrupted; the last checkpoint is kept (`dlcamp train RECIPE -o RUN_DIR --resume`)",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
