@@ -206,10 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as e:
-        print(f"dlcamp: error: {e}", file=sys.stderr)
+        # one line, even when the error crossed a DataLoader worker and gathered a traceback
+        print(f"dlcamp: error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
+              file=sys.stderr)
         return 2
     except TrainingFailed as e:
-        print(f"dlcamp: training failed: {e}", file=sys.stderr)
+        print(f"dlcamp: training failed: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dlcamp: interrupted; the last checkpoint is kept (`dlcamp train RECIPE -o RUN_DIR --resume`)",

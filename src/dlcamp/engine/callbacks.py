@@ -47,7 +47,7 @@ class RunState(L.Callback):
         return {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state(),
             "python": random.getstate(),
             "train_seconds": self.train_seconds(),
         }
@@ -56,9 +56,20 @@ class RunState(L.Callback):
         torch.set_rng_state(state["torch"])
         if state.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])
-        np.random.set_state(state["numpy"])
+        _set_numpy_state(state["numpy"])
         random.setstate(state["python"])
         self.seconds_before = float(state.get("train_seconds", 0.0))
+
+
+def _numpy_state() -> dict[str, Any]:
+    # as tensors and numbers, so the checkpoint loads with torch.load(weights_only=True)
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_numpy_state(s: dict[str, Any]) -> None:
+    np.random.set_state((s["kind"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached"]))
 
 
 class PlainProgress(L.Callback):

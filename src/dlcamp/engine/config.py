@@ -10,6 +10,7 @@ before anything is built or written.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import dataclasses
 import difflib
@@ -98,12 +99,15 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     bad = UsageError(f"{where} must be {_type_name(tp)}, got {value!r}")
     if origin in (Union, types.UnionType):
+        deeper: UsageError | None = None
         for arg in typing.get_args(tp):
             try:
                 return coerce(value, arg, where)
-            except UsageError:
-                continue
-        raise bad
+            except UsageError as e:
+                # a member that matched the value's shape but not its contents says more
+                if not str(e).startswith(f"{where} must be"):
+                    deeper = e
+        raise deeper or bad
     if origin is Literal:
         choices = typing.get_args(tp)
         if value in choices and not (isinstance(value, bool) and not any(isinstance(c, bool) for c in choices)):
@@ -127,12 +131,17 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-3 as a string: it needs a dot
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise bad
     if tp is str:
         if isinstance(value, str):
             return value
         raise bad
-    if origin in (list, tuple, typing.Sequence if hasattr(typing, "Sequence") else list) or tp in (list, tuple):
+    if origin in (list, tuple, collections.abc.Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise bad
         args = typing.get_args(tp)
@@ -150,7 +159,11 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise bad
         return dataclass_from_dict(tp, value, where)
-    return value  # a type we do not check (a callable, a tensor): trust the builder
+    if isinstance(tp, type):  # a class: the value must be one (a Tensor where lr may be one)
+        if isinstance(value, tp):
+            return value
+        raise bad
+    return value  # an annotation we do not check (a callable): trust the builder
 
 
 inspect_empty = __import__("inspect").Parameter.empty
@@ -196,6 +209,9 @@ def check_section(fn: Callable[..., Any], values: dict[str, Any], where: str, *,
         if key not in params:
             raise unknown_key(f"{where}.{key}", list(params))
         out[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
+    for key, param in params.items():
+        if param.default is inspect_empty and key not in out:
+            raise UsageError(f"{where}.{key} is required (e.g. --set {where}.{key}=...)")
     return out
 
 

@@ -175,7 +175,31 @@ def build(cfg: dict[str, Any]) -> Built:
 
 # -- train ------------------------------------------------------------------------------
 
-def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto"):
+def _keep_csv_history(logger: Any, run_dir: Path) -> None:
+    """On resume, keep metrics.csv's rows up to the checkpoint's step.
+
+    Lightning's CSV writer deletes an existing metrics.csv when it starts; the rows after
+    the checkpoint are dropped because the resumed run logs those steps again.
+    """
+    import csv
+
+    path = run_dir / "metrics.csv"
+    if not path.exists():
+        return
+    step = int(torch.load(run_dir / CKPT, map_location="cpu", weights_only=True)["global_step"])
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = list(reader.fieldnames or [])
+        rows = [r for r in reader if int(float(r.get("step") or 0)) < step]
+    writer = logger.experiment  # created now: this is where the old file is removed
+    with open(path, "w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=header)
+        out.writeheader()
+        out.writerows(rows)
+    writer.metrics_keys = header
+
+
+def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto", resume: bool = False):
     """A Lightning Trainer configured from the recipe's ``trainer`` section."""
     import sys
 
@@ -204,6 +228,9 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto"):
     if os.environ.get("DLCAMP_CRASH_AFTER_STEP"):
         callbacks.append(CrashAfterStep(int(os.environ["DLCAMP_CRASH_AFTER_STEP"])))
 
+    csv_logger = CSVLogger(save_dir=run_dir, name="", version="")
+    if resume and global_rank() == 0:
+        _keep_csv_history(csv_logger, run_dir)
     distributed = tc["devices"] > 1 or tc["num_nodes"] > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
     return L.Trainer(
         accelerator=tc["accelerator"], devices=tc["devices"], num_nodes=tc["num_nodes"],
@@ -212,7 +239,7 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto"):
         gradient_clip_val=tc["gradient_clip_val"] or None, log_every_n_steps=tc["log_every_n_steps"],
         check_val_every_n_epoch=tc["val_every_n_epochs"], limit_train_batches=tc["limit_train_batches"],
         callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        logger=[CSVLogger(save_dir=run_dir, name="", version=""),
+        logger=[csv_logger,
                 TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)],
         enable_progress_bar=tty and progress != "none", enable_model_summary=False,
         use_distributed_sampler=False,  # the data module shards the training set itself
@@ -243,7 +270,7 @@ def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, progress:
     quiet_lightning()
     built = build(cfg)
     prepare_run_dir(run_dir, built.cfg, resume=resume)
-    trainer = make_trainer(built.cfg, run_dir, progress=progress)
+    trainer = make_trainer(built.cfg, run_dir, progress=progress, resume=resume)
     trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(run_dir / CKPT) if resume else None)
     if trainer.global_rank != 0:
         return None

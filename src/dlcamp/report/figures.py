@@ -43,15 +43,17 @@ def read_metrics_csv(path: Path) -> dict[str, list[tuple[float, float]]]:
 
 def plot_curves(series: dict[str, list[tuple[float, float]]], *, title: str = "") -> plt.Figure:
     """Loss curves (train per step, val per epoch) and accuracy curves, side by side."""
-    groups = [("loss", [k for k in series if k.endswith("loss") and not k.endswith("_epoch")]),
-              ("accuracy", [k for k in series if k.endswith("acc")])]
+    # Lightning logs a step metric as NAME_step (and its epoch mean as NAME_epoch).
+    groups = [("loss", [k for k in series if "loss" in k and not k.endswith("_epoch")]),
+              ("accuracy", [k for k in series if k.rsplit("/", 1)[-1].startswith("acc") and not k.endswith("_epoch")])]
     groups = [(name, keys) for name, keys in groups if keys]
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 3.2), squeeze=False)
     for ax, (name, keys) in zip(axes[0], groups):
         for key in sorted(keys):
             steps, values = zip(*series[key])
-            style = "-" if key.endswith("_step") or key.startswith("train") else "o-"
-            ax.plot(steps, values, style, label=key, markersize=3, linewidth=1)
+            per_step = key.endswith("_step")
+            ax.plot(steps, values, "-" if per_step else "o-", label=key.removesuffix("_step"), markersize=3,
+                    linewidth=0.8 if per_step else 1.2, alpha=0.6 if per_step else 1.0)
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         if name == "loss":

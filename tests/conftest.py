@@ -1,0 +1,43 @@
+"""Shared test set-up.
+
+The suite runs as ``pytest -n 2`` on 2 cores: each worker gets one intra-op thread, since
+two OpenMP thread pools spinning on two cores make every step many times slower.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``dlcamp ARGS`` as a user would: a subprocess, its status and output."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "dlcamp", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+# A tiny version of the foundation recipe: a few epochs, a small MLP, fast on 1 thread.
+TINY = ["--set", "trainer.max_epochs=2", "--set", "model.width=32", "--set", "trainer.log_every_n_steps=5"]
+
+
+@pytest.fixture
+def tiny():
+    return list(TINY)

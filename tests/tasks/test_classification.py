@@ -1,0 +1,54 @@
+"""The classification task can fit one batch: its loss falls below a stated value."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlcamp.models import get_model
+from dlcamp.tasks.classification import classification
+
+
+class _Data:
+    num_classes = 10
+
+
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}, {"mixup_alpha": 0.2}, {"cutmix_alpha": 1.0},
+                                     {"input_noise": 0.05}, {"weight_noise": 0.01}])
+def test_overfits_one_batch(options):
+    torch.manual_seed(0)
+    x, y = torch.rand(32, 1, 8, 8), torch.arange(32) % 10
+    model = get_model("mlp", width=64, depth=2)
+    task = classification(model=model, datamodule=_Data(), optim={"name": "adam", "lr": 1e-2}, **options)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        xb, target = (task.mixer(x, y) if task.mixer is not None else (x, y))
+        if task.input_noise is not None:
+            xb = task.input_noise(xb)
+        loss = task.loss(model(xb), target)
+        loss.backward()
+        opt.step()
+    # clean loss on the batch, without the regularizer: the model has memorised it
+    model.eval()
+    clean = torch.nn.functional.cross_entropy(model(x), y).item()
+    assert clean < 0.15, (options, clean)
+
+
+def test_non_finite_loss_is_caught_before_the_step():
+    from dlcamp.tasks.base import NonFiniteLoss
+
+    task = classification(model=get_model("mlp", width=8), datamodule=_Data(), optim={"name": "sgd", "lr": 0.1})
+    with pytest.raises(NonFiniteLoss, match="at step 0"):
+        task.check_finite(torch.tensor(float("nan")))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    from dlcamp.tasks.base import lr_multiplier
+
+    f = lr_multiplier({"name": "cosine", "warmup_steps": 10, "min_lr_ratio": 0.1}, total_steps=110)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(110) == pytest.approx(0.1)
+    assert f(60) == pytest.approx(0.55)
+    g = lr_multiplier({"name": "step", "step_size": 5, "gamma": 0.5}, total_steps=100)
+    assert [g(s) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
