@@ -150,7 +150,7 @@ CONFORMANCE_CASES = [
 ]
 
 
-def assert_same_state(ours: torch.optim.Optimizer, reference: torch.optim.Optimizer, our_params, ref_params) -> None:
+def assert_same_state(ours, reference, our_params: list[Tensor], ref_params: list[Tensor]) -> None:
     for i, (q, p) in enumerate(zip(our_params, ref_params)):
         our_state, ref_state = ours.state[q], reference.state[p]
         assert set(our_state) == set(ref_state), f"param {i}: state keys differ"
@@ -158,7 +158,9 @@ def assert_same_state(ours: torch.optim.Optimizer, reference: torch.optim.Optimi
             if key == "step":  # ours counts in float64, torch in float32
                 assert float(our_state[key]) == float(ref_value), f"param {i}: step differs"
             else:
-                torch.testing.assert_close(our_state[key], ref_value, rtol=RTOL, atol=ATOL, msg=f"param {i}: {key}")
+                torch.testing.assert_close(
+                    our_state[key], ref_value, rtol=RTOL, atol=ATOL, msg=lambda m: f"param {i}, {key}: {m}"
+                )
 
 
 # --- conformance --------------------------------------------------------------------------
@@ -324,6 +326,14 @@ def test_sparse_gradients_raise_a_clear_error(name: str) -> None:
     param = nn.Parameter(torch.zeros(4, 2))
     param.grad = torch.sparse_coo_tensor(torch.tensor([[1]]), torch.ones(1, 2), (4, 2), check_invariants=True)
     with pytest.raises(RuntimeError, match="sparse gradients"):
+        get_optimizer_class(name)([param]).step()
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_complex_parameters_raise_a_clear_error(name: str) -> None:
+    param = nn.Parameter(torch.zeros(3, dtype=torch.complex64))
+    param.grad = torch.ones_like(param)
+    with pytest.raises(RuntimeError, match="complex parameters"):
         get_optimizer_class(name)([param]).step()
 
 
