@@ -17,6 +17,23 @@ from dlcamp.registry import signature_params
 # name -> (builder kwargs, input shape without batch)
 TINY: dict[str, tuple[dict, tuple[int, ...]]] = {
     "mlp": ({"width": 16, "depth": 2, "norm": "batchnorm", "dropout": 0.1}, (1, 8, 8)),
+    # ImageNet CNNs at full conv width on the smallest input each accepts (AlexNet's 11x11/4
+    # conv and three 3x3/2 pools need 63 px; the rest reach 1x1 at 32 px and pool adaptively);
+    # AlexNet's and VGG's 4096-wide classifiers (~90% of their weights) narrowed.
+    "alexnet": ({"hidden": 64}, (3, 64, 64)),
+    **{f"vgg{d}{bn}": ({"hidden": 64}, (3, 32, 32)) for d in (11, 13, 16, 19) for bn in ("", "_bn")},
+    # The aux heads are trained through forward_with_aux; plain forward leaves them without gradient.
+    "googlenet": ({"aux_logits": False}, (3, 32, 32)),
+    **{f"resnet{d}": ({}, (3, 32, 32)) for d in (18, 34, 50, 101, 152)},
+    **{f"densenet{d}": ({}, (3, 32, 32)) for d in (121, 161, 169, 201)},
+    # 32x32 builds, narrowed.
+    **{f"resnet{d}": ({"base_width": 8}, (3, 32, 32)) for d in (20, 32, 44, 56)},
+    "resnet110": ({"base_width": 4, "in_channels": 1, "input_shape": (1, 32, 32)}, (1, 32, 32)),
+    "densenet_bc_100_k12": ({"growth_rate": 4}, (3, 32, 32)),
+    "alexnet_small": ({"hidden": 64, "in_channels": 1, "input_shape": (1, 32, 32)}, (1, 32, 32)),
+    "vgg11_small": ({"width_mult": 0.25, "hidden": 32}, (3, 32, 32)),
+    "vgg16_small": ({"width_mult": 0.25, "hidden": 32}, (3, 32, 32)),
+    "googlenet_small": ({"width_mult": 0.25}, (3, 32, 32)),
 }
 
 

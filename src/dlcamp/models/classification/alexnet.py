@@ -69,7 +69,7 @@ class AlexNet(nn.Module):
 
 
 @register_model("alexnet")
-def alexnet(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> AlexNet:
+def alexnet(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096, dropout: float = 0.5) -> AlexNet:
     """AlexNet (Krizhevsky et al. 2012), torchvision's one-GPU layout; 61.1M params, inputs >= 63x63."""
     features = nn.Sequential(
         nn.Conv2d(in_channels, 64, kernel_size=11, stride=4, padding=2),  # (B, 64, 55, 55) on 224x224
@@ -86,7 +86,7 @@ def alexnet(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2),  # (B, 256, 6, 6)
     )
-    return AlexNet(features, 256, num_classes=num_classes, pool_size=6, dropout=dropout)
+    return AlexNet(features, 256, num_classes=num_classes, pool_size=6, hidden=hidden, dropout=dropout)
 
 
 @register_model("alexnet_small")

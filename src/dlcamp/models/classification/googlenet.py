@@ -21,10 +21,10 @@ mean and std to the [-1, 1] scaling the original weights expect.
 The auxiliary classifiers (design choice). ``forward(x)`` always returns the logits
 (B, K), in training and in eval mode, so the model is a plain tensor -> tensor classifier
 for every caller (tasks, metrics, ``dlcamp params``, ``torch.compile``). Training code that
-wants the auxiliary losses calls ``forward_with_aux(x)``, which returns
-``GoogLeNetOutputs(logits, aux2, aux1)`` (torchvision's order; the aux are None when built
-with ``aux_logits=False``) and computes the aux heads whatever the mode, and adds
-``AUX_LOSS_WEIGHT * (loss(aux1) + loss(aux2))``. Torchvision instead changes ``forward``'s
+wants the auxiliary losses calls ``forward_with_aux(x)`` instead: it returns
+``GoogLeNetOutputs(logits, aux_logits2, aux_logits1)`` (torchvision's names and order; the
+aux are None when built with ``aux_logits=False``), computing the aux heads in either mode,
+and the loss adds ``AUX_LOSS_WEIGHT * (loss(aux_logits1) + loss(aux_logits2))``. Torchvision instead changes ``forward``'s
 return type with ``.train()``/``.eval()``, which breaks every caller that expects a tensor;
 storing the aux logits in an attribute would make ``forward`` impure (stale values, memory
 kept between steps, wrong under data-parallel replicas). Note that when only ``forward`` is
@@ -70,8 +70,8 @@ INCEPTION: dict[str, tuple[int, int, int, int, int, int]] = {
 
 class GoogLeNetOutputs(NamedTuple):
     logits: torch.Tensor  # (B, K)
-    aux2: torch.Tensor | None  # (B, K), from inception 4d
-    aux1: torch.Tensor | None  # (B, K), from inception 4a
+    aux_logits2: torch.Tensor | None  # (B, K), from inception 4d
+    aux_logits1: torch.Tensor | None  # (B, K), from inception 4a
 
 
 class BasicConv2d(nn.Module):
@@ -248,7 +248,7 @@ class GoogLeNet(nn.Module):
     def forward_with_aux(self, x: torch.Tensor) -> GoogLeNetOutputs:
         """Logits and both auxiliary logits, each (B, K); the aux are None without aux heads.
 
-        Training loss (the paper's): ``loss(logits) + AUX_LOSS_WEIGHT * (loss(aux1) + loss(aux2))``.
+        Training loss (the paper's): ``loss(logits) + AUX_LOSS_WEIGHT * (loss(aux_logits1) + loss(aux_logits2))``.
         """
         features, tap1, tap2 = self._features_and_taps(x)
         logits = self.forward_head(features)
@@ -274,7 +274,7 @@ def googlenet_small(*, in_channels: int = 3, num_classes: int = 10, input_shape:
                     width_mult: float = 1.0, aux_logits: bool = False, dropout: float = 0.2,
                     dropout_aux: float = 0.7, norm_layer: NormLayer = nn.BatchNorm2d,
                     branch3_kernel_size: int = 3) -> GoogLeNet:
-    """GoogLeNet for 32x32 images: 3x3 stride-1 stem, one stem pool (inception at 16/8/4 px); 6.0M params."""
+    """GoogLeNet for 32x32 images: 3x3 stride-1 stem, one stem pool (inception at 16/8/4 px); 5.6M params."""
     if len(input_shape) != 3 or input_shape[0] != in_channels:
         raise ValueError(f"googlenet_small: input_shape {tuple(input_shape)} must be (in_channels={in_channels}, H, W); "
                          f"pass in_channels={input_shape[0] if input_shape else '?'} for these images")

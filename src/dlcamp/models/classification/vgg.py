@@ -111,61 +111,66 @@ class VGG(nn.Module):
 
 # -- ImageNet builders (torchvision-compatible) ------------------------------------------
 
-def _vgg(config: str, *, num_classes: int, in_channels: int, norm_layer: NormLayer | None, dropout: float) -> VGG:
+def _vgg(config: str, *, num_classes: int, in_channels: int, norm_layer: NormLayer | None, hidden: int,
+         dropout: float) -> VGG:
     features, channels = make_features(STAGES[config], in_channels=in_channels, norm_layer=norm_layer)
-    return VGG(features, channels, num_classes=num_classes, dropout=dropout)
+    return VGG(features, channels, num_classes=num_classes, hidden=hidden, dropout=dropout)
 
 
 @register_model("vgg11")
-def vgg11(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
+def vgg11(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-11 (config A, Simonyan & Zisserman 2015), torchvision-compatible; 132.9M params."""
-    return _vgg("A", num_classes=num_classes, in_channels=in_channels, norm_layer=None, dropout=dropout)
+    return _vgg("A", num_classes=num_classes, in_channels=in_channels, norm_layer=None, hidden=hidden, dropout=dropout)
 
 
 @register_model("vgg13")
-def vgg13(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
+def vgg13(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-13 (config B, Simonyan & Zisserman 2015), torchvision-compatible; 133.0M params."""
-    return _vgg("B", num_classes=num_classes, in_channels=in_channels, norm_layer=None, dropout=dropout)
+    return _vgg("B", num_classes=num_classes, in_channels=in_channels, norm_layer=None, hidden=hidden, dropout=dropout)
 
 
 @register_model("vgg16")
-def vgg16(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
+def vgg16(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-16 (config D, Simonyan & Zisserman 2015), torchvision-compatible; 138.4M params."""
-    return _vgg("D", num_classes=num_classes, in_channels=in_channels, norm_layer=None, dropout=dropout)
+    return _vgg("D", num_classes=num_classes, in_channels=in_channels, norm_layer=None, hidden=hidden, dropout=dropout)
 
 
 @register_model("vgg19")
-def vgg19(*, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> VGG:
+def vgg19(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-19 (config E, Simonyan & Zisserman 2015), torchvision-compatible; 143.7M params."""
-    return _vgg("E", num_classes=num_classes, in_channels=in_channels, norm_layer=None, dropout=dropout)
+    return _vgg("E", num_classes=num_classes, in_channels=in_channels, norm_layer=None, hidden=hidden, dropout=dropout)
 
 
 @register_model("vgg11_bn")
 def vgg11_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             dropout: float = 0.5) -> VGG:
+             hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-11 with batch norm after every conv, torchvision-compatible; 132.9M params."""
-    return _vgg("A", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, dropout=dropout)
+    return _vgg("A", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
+                dropout=dropout)
 
 
 @register_model("vgg13_bn")
 def vgg13_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             dropout: float = 0.5) -> VGG:
+             hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-13 with batch norm after every conv, torchvision-compatible; 133.1M params."""
-    return _vgg("B", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, dropout=dropout)
+    return _vgg("B", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
+                dropout=dropout)
 
 
 @register_model("vgg16_bn")
 def vgg16_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             dropout: float = 0.5) -> VGG:
+             hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-16 with batch norm after every conv, torchvision-compatible; 138.4M params."""
-    return _vgg("D", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, dropout=dropout)
+    return _vgg("D", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
+                dropout=dropout)
 
 
 @register_model("vgg19_bn")
 def vgg19_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             dropout: float = 0.5) -> VGG:
+             hidden: int = 4096, dropout: float = 0.5) -> VGG:
     """VGG-19 with batch norm after every conv, torchvision-compatible; 143.7M params."""
-    return _vgg("E", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, dropout=dropout)
+    return _vgg("E", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
+                dropout=dropout)
 
 
 # -- 32x32 builders ----------------------------------------------------------------------
@@ -200,6 +205,6 @@ def vgg11_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Seq
 def vgg16_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
                 width_mult: float = 1.0, hidden: int = 512, norm_layer: NormLayer | None = nn.BatchNorm2d,
                 dropout: float = 0.5) -> VGG:
-    """VGG-16 (config D) with batch norm for 32x32 images: global pool and a 512-wide head; 15.2M params."""
+    """VGG-16 (config D) with batch norm for 32x32 images: global pool and a 512-wide head; 15.3M params."""
     return small_vgg("D", in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
                      width_mult=width_mult, hidden=hidden, norm_layer=norm_layer, dropout=dropout)
