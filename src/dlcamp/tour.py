@@ -72,11 +72,12 @@ def run_tour(out: Path, *, quick: bool = False, sections: list[str] | None = Non
     """Run every section (or the named ones) into ``out`` and write ``out/report.html``."""
     import shutil
 
+    from dlcamp.errors import UsageError
     from dlcamp.io import write_text
     from dlcamp.report.html import page
 
-    from dlcamp.errors import UsageError
-
+    names = sections or SECTIONS.names()
+    fns: list[Callable[[Path, bool], tuple[str, str]]] = [SECTIONS.builder(n) for n in names]  # names checked first
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():
             raise UsageError(f"{str(out)!r} exists and is not a tour directory; choose another -o")
@@ -85,11 +86,11 @@ def run_tour(out: Path, *, quick: bool = False, sections: list[str] | None = Non
     (out / MARKER).touch()
     t0 = time.perf_counter()
     parts = []
-    for name in sections or SECTIONS.names():
-        fn: Callable[[Path, bool], tuple[str, str]] = SECTIONS.builder(name)
+    for name, fn in zip(names, fns):
         print(f"tour: {name}", flush=True)
         parts.append(fn(out, quick))
     seconds = time.perf_counter() - t0
     path = out / "report.html"
-    write_text(path, page("dlcamp tour", parts, subtitle=f"{'quick ' if quick else ''}tour, {seconds:.0f} s on this machine"))
+    write_text(path, page("dlcamp tour", parts,
+                          subtitle=f"{'quick ' if quick else ''}tour, {seconds:.0f} s on this machine"))
     return path

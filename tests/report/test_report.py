@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from dlcamp.report import figures as F
@@ -19,3 +20,9 @@ def test_report_is_self_contained(tmp_path):
     assert text.count("data:image/png;base64,") == 1 and "src=\"figures" not in text
     assert "test/acc" in text
     assert "<h2>A</h2>" in page("t", [("A", "x")])
+
+
+def test_ema_is_debiased_and_smooths():
+    assert F.ema([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])  # no pull towards 0 at the start
+    smoothed = F.ema([0.0, 1.0] * 10, 0.8)
+    assert max(smoothed[5:]) - min(smoothed[5:]) < 0.5

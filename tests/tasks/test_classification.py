@@ -52,3 +52,21 @@ def test_lr_schedule_warms_up_then_decays():
     assert f(60) == pytest.approx(0.55)
     g = lr_multiplier({"name": "step", "step_size": 5, "gamma": 0.5}, total_steps=100)
     assert [g(s) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_auxiliary_classifiers_are_trained_through_the_task():
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = get_model("googlenet_small", in_channels=1, input_shape=(1, 32, 32), num_classes=10, aux_logits=True)
+    task = classification(model=model, datamodule=_Data(), optim={"name": "adam", "lr": 1e-3})
+    aux = {k: v.detach().clone() for k, v in model.named_parameters() if k.startswith("aux")}
+    main = {k: v.detach().clone() for k, v in model.named_parameters() if k.startswith("fc")}
+    assert aux and main
+    loader = DataLoader(TensorDataset(torch.rand(8, 1, 32, 32), torch.arange(8) % 10), batch_size=8)
+    L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, accelerator="cpu").fit(task, loader)
+    params = dict(model.named_parameters())
+    assert all(not torch.equal(params[k], v) for k, v in aux.items()), "aux heads got no gradient"
+    assert all(not torch.equal(params[k], v) for k, v in main.items())

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tour", help="train one quick recipe per family on embedded data and write one report")
     s.add_argument("--quick", action="store_true", help="shorter budgets (for a smoke run)")
     s.add_argument("-o", "--output", type=Path, default=Path("runs/tour"))
+    s.add_argument("--sections", nargs="+", metavar="NAME", help="only these sections (default: all)")
 
     s = sub.add_parser("bench", help="a benchmark, measured against its reference in the same run")
     s.add_argument("name", help="a benchmark name (`dlcamp list benchmarks`) or recipe:NAME")
@@ -176,7 +177,7 @@ def cmd_params(args) -> int:
 def cmd_tour(args) -> int:
     from dlcamp.tour import run_tour
 
-    path = run_tour(args.output, quick=args.quick)
+    path = run_tour(args.output, quick=args.quick, sections=args.sections)
     print(f"tour report -> {path}")
     return 0
 

@@ -86,9 +86,15 @@ class SeededView(Dataset):
         x, y = self.base[index]
         if self.transform is None:
             return x, y
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed(self.seed, self.epoch, index))
+        # Fork the CPU generator by hand: torch.manual_seed also visits every other device
+        # type and costs as much again as the transform of a small image.
+        generator = torch.default_generator
+        saved = generator.get_state()
+        generator.manual_seed(sample_seed(self.seed, self.epoch, index))
+        try:
             return self.transform(x, y)
+        finally:
+            generator.set_state(saved)
 
 
 class DataModule(L.LightningDataModule):

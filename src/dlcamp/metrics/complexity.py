@@ -86,8 +86,11 @@ def profile_model(name: str, kwargs: dict[str, Any], input_shape: Sequence[int] 
     if input_shape is None:
         default = params.get("input_shape")
         input_shape = tuple(default.default) if default is not None and default.default is not inspect.Parameter.empty else (3, 224, 224)
-    elif "input_shape" in params:
-        kwargs = {**kwargs, "input_shape": list(input_shape)}
+    else:  # the builder learns the input as the engine tells it (digits32 is 1x32x32)
+        if "input_shape" in params:
+            kwargs = {"input_shape": list(input_shape), **kwargs}
+        if "in_channels" in params:
+            kwargs = {"in_channels": int(input_shape[0]), **kwargs}
     try:
         model = MODELS.build(name, **kwargs)
     except (ValueError, TypeError) as e:

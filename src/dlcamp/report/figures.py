@@ -65,12 +65,25 @@ def plot_curves(series: dict[str, list[tuple[float, float]]], *, title: str = ""
     return fig
 
 
-def plot_compare(curves: dict[str, list[tuple[float, float]]], *, ylabel: str, title: str, log: bool = True) -> plt.Figure:
-    """Several runs' curves of one metric on one axis (e.g. optimizers' training loss)."""
+def ema(values: Sequence[float], smoothing: float) -> list[float]:
+    """Exponential moving average, debiased like TensorBoard's smoothing slider."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values):
+        avg = smoothing * avg + (1 - smoothing) * v
+        out.append(avg / (1 - smoothing ** (i + 1)))
+    return out
+
+
+def plot_compare(curves: dict[str, list[tuple[float, float]]], *, ylabel: str, title: str, log: bool = True,
+                 smoothing: float = 0.6) -> plt.Figure:
+    """Several runs' curves of one metric on one axis (e.g. optimizers' training loss), EMA-smoothed."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    if smoothing:
+        title = f"{title} (EMA {smoothing})"
     for label, points in curves.items():
         if points:
             steps, values = zip(*points)
+            values = ema(values, smoothing) if smoothing else values
             ax.plot(steps, values, label=label, linewidth=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)

@@ -43,8 +43,14 @@ class ClassificationTask(Task):
             x, target = self.mixer(x, y)  # soft targets (B, K)
         if self.input_noise is not None:
             x = self.input_noise(x)
-        logits = self.model(x)  # (B, K)
-        loss = self.loss(logits, target)
+        if hasattr(self.model, "forward_with_aux"):
+            # auxiliary classifiers (GoogLeNet): their losses join the main one, weighted
+            logits, *aux = self.model.forward_with_aux(x)
+            loss = self.loss(logits, target) + self.model.aux_loss_weight * sum(
+                self.loss(a, target) for a in aux if a is not None)
+        else:
+            logits = self.model(x)  # (B, K)
+            loss = self.loss(logits, target)
         self.check_finite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
@@ -98,12 +104,15 @@ class ClassificationTask(Task):
         names = list(datamodule.class_names) or [str(i) for i in range(self.num_classes)]
         cm = F.confusion_matrix(preds, labels, self.num_classes)
         paths = [F.save(F.plot_confusion(cm, names), out_dir / "confusion_matrix.png")]
-        images = torch.stack([datamodule.splits["test"][i][0] for i in range(min(32, len(labels)))])
-        images = datamodule.denormalize(images)
-        titles = [f"{names[p]} ({names[t]})" for p, t in zip(preds[: len(images)].tolist(), labels[: len(images)].tolist())]
-        wrong = [p != t for p, t in zip(preds[: len(images)].tolist(), labels[: len(images)].tolist())]
+        # the mistakes first (they teach the most), then correct ones, 32 in all
+        wrong_idx = (preds != labels).nonzero().flatten().tolist()
+        right_idx = (preds == labels).nonzero().flatten().tolist()
+        shown = (wrong_idx[:16] + right_idx)[:32]
+        images = datamodule.denormalize(torch.stack([datamodule.splits["test"][i][0] for i in shown]))
+        titles = [f"{names[preds[i]]} ({names[labels[i]]})" for i in shown]
+        wrong = [bool(preds[i] != labels[i]) for i in shown]
         paths.append(F.save(F.plot_image_grid(images, titles, highlight=wrong,
-                                              suptitle="test images: predicted (true); red = wrong"),
+                                              suptitle=f"test images: predicted (true); {len(wrong_idx)} wrong, in red, first"),
                             out_dir / "test_predictions.png"))
         return paths
 

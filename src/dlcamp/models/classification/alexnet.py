@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from dlcamp import nn as dnn
 from dlcamp.models import register_model
+from dlcamp.models.classification._common import check_input_shape
 
 
 class AlexNet(nn.Module):
@@ -93,9 +94,7 @@ def alexnet(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096
 def alexnet_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
                   hidden: int = 1024, dropout: float = 0.5) -> AlexNet:
     """AlexNet for 32x32 images: 3x3 convs, three 2x2 pools (32 -> 4), a 1024-wide head; 7.5M params."""
-    if len(input_shape) != 3 or input_shape[0] != in_channels:
-        raise ValueError(f"alexnet_small: input_shape {tuple(input_shape)} must be (in_channels={in_channels}, H, W); "
-                         f"pass in_channels={input_shape[0] if input_shape else '?'} for these images")
+    check_input_shape("alexnet_small", input_shape, in_channels)
     if min(input_shape[1:]) < 8:
         raise ValueError(f"alexnet_small halves the image 3 times and needs at least 8x8, got {tuple(input_shape)}")
     features = nn.Sequential(

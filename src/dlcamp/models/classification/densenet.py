@@ -35,6 +35,7 @@ import torch.nn as nn
 
 from dlcamp import nn as dnn
 from dlcamp.models import register_model
+from dlcamp.models.classification._common import check_input_shape
 
 NormLayer = Callable[..., nn.Module]
 
@@ -209,9 +210,7 @@ def densenet_bc_100_k12(*, in_channels: int = 3, num_classes: int = 10, input_sh
                         growth_rate: int = 12, compression: float = 0.5, drop_rate: float = 0.0,
                         norm_layer: NormLayer = nn.BatchNorm2d) -> DenseNet:
     """DenseNet-BC (L=100, k=12) for 32x32 images (Huang et al. 2017): 3 blocks of 16 layers; 0.8M params."""
-    if len(input_shape) != 3 or input_shape[0] != in_channels:
-        raise ValueError(f"densenet_bc_100_k12: input_shape {tuple(input_shape)} must be (in_channels={in_channels}, "
-                         f"H, W); pass in_channels={input_shape[0] if input_shape else '?'} for these images")
+    check_input_shape("densenet_bc_100_k12", input_shape, in_channels)
     depth = 100
     # Weighted layers: the stem conv, 2 convs per bottleneck layer, 2 transition convs, the fc.
     layers_per_block = (depth - 4) // 6  # 16

@@ -48,6 +48,7 @@ import torch.nn as nn
 
 from dlcamp import nn as dnn
 from dlcamp.models import register_model
+from dlcamp.models.classification._common import check_input_shape
 
 NormLayer = Callable[..., nn.Module]
 
@@ -170,6 +171,8 @@ class GoogLeNet(nn.Module):
     ImageNet stem (7x7 on 224x224 images), 8 for the small stem (4x4 on 32x32).
     """
 
+    aux_loss_weight = AUX_LOSS_WEIGHT  # read by the classification task
+
     def __init__(self, stem: OrderedDict[str, nn.Module], stem_channels: int, *, num_classes: int = 1000,
                  aux_logits: bool = True, transform_input: bool = False, dropout: float = 0.2,
                  dropout_aux: float = 0.7, norm_layer: NormLayer = nn.BatchNorm2d, width_mult: float = 1.0,
@@ -275,9 +278,7 @@ def googlenet_small(*, in_channels: int = 3, num_classes: int = 10, input_shape:
                     dropout_aux: float = 0.7, norm_layer: NormLayer = nn.BatchNorm2d,
                     branch3_kernel_size: int = 3) -> GoogLeNet:
     """GoogLeNet for 32x32 images: 3x3 stride-1 stem, one stem pool (inception at 16/8/4 px); 5.6M params."""
-    if len(input_shape) != 3 or input_shape[0] != in_channels:
-        raise ValueError(f"googlenet_small: input_shape {tuple(input_shape)} must be (in_channels={in_channels}, H, W); "
-                         f"pass in_channels={input_shape[0] if input_shape else '?'} for these images")
+    check_input_shape("googlenet_small", input_shape, in_channels)
     return GoogLeNet(small_stem(in_channels, norm_layer, width_mult), _scaled(192, width_mult),
                      num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, dropout_aux=dropout_aux,
                      norm_layer=norm_layer, width_mult=width_mult, branch3_kernel_size=branch3_kernel_size)

@@ -43,6 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dlcamp.models import register_model
+from dlcamp.models.classification._common import check_input_shape
 
 NormLayer = Callable[..., nn.Module]
 # (in_channels, out_channels, stride, norm_layer) -> the module on the shortcut path
@@ -296,9 +297,7 @@ def cifar_resnet(depth: int, *, in_channels: int = 3, num_classes: int = 10, inp
     """
     if (depth - 2) % 6 != 0 or depth < 8:
         raise ValueError(f"a CIFAR ResNet has depth 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
-    if len(input_shape) != 3 or input_shape[0] != in_channels:
-        raise ValueError(f"resnet{depth}: input_shape {tuple(input_shape)} must be (in_channels={in_channels}, H, W); "
-                         f"pass in_channels={input_shape[0] if input_shape else '?'} for these images")
+    check_input_shape(f"resnet{depth}", input_shape, in_channels)
     n = (depth - 2) // 6
     widths = (base_width, 2 * base_width, 4 * base_width)
     return ResNet(BasicBlock, (n, n, n), stem=cifar_stem(in_channels, base_width, norm_layer), widths=widths,

@@ -31,6 +31,7 @@ import torch.nn as nn
 
 from dlcamp import nn as dnn
 from dlcamp.models import register_model
+from dlcamp.models.classification._common import check_input_shape
 
 NormLayer = Callable[..., nn.Module]
 
@@ -182,9 +183,7 @@ def small_vgg(config: str, *, in_channels: int = 3, num_classes: int = 10, input
 
     ``forward_features``: (B, C_in, 32, 32) -> (B, 512 * width_mult, 1, 1).
     """
-    if len(input_shape) != 3 or input_shape[0] != in_channels:
-        raise ValueError(f"vgg small: input_shape {tuple(input_shape)} must be (in_channels={in_channels}, H, W); "
-                         f"pass in_channels={input_shape[0] if input_shape else '?'} for these images")
+    check_input_shape("vgg small", input_shape, in_channels)
     if min(input_shape[1:]) < 32:
         raise ValueError(f"vgg small halves the image 5 times and needs at least 32x32, got {tuple(input_shape)}")
     features, channels = make_features(STAGES[config], in_channels=in_channels, norm_layer=norm_layer,

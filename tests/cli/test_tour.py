@@ -1,0 +1,24 @@
+"""`dlcamp tour --quick`: every family's section in one self-contained report."""
+
+from __future__ import annotations
+
+
+def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
+    out = tmp_path / "tour"
+    proc = cli("tour", "--quick", "-o", str(out), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    html = (out / "report.html").read_text()
+    assert "MLP, optimizers and regularizers" in html
+    for optimizer in ("sgd", "adagrad", "adadelta", "rmsprop", "adam ", "adamw"):
+        assert optimizer in html, optimizer
+    assert html.count("data:image/png;base64,") >= 4  # curves, confusion, predictions, optimizer comparison
+    assert (out / "mlp-digits" / "summary.json").exists()
+
+    # a second tour replaces the first; a directory that is not a tour is refused
+    assert cli("tour", "--quick", "-o", str(out), "--sections", "mlp", timeout=600).returncode == 0
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    proc = cli("tour", "--quick", "-o", str(other))
+    assert proc.returncode == 2 and "not a tour directory" in proc.stderr
+    assert (other / "notes.txt").exists()
