@@ -172,3 +172,25 @@ def test_bad_loader_options_are_usage_errors(kwargs):
 def test_unknown_split_is_a_usage_error():
     with pytest.raises(UsageError, match="unknown split"):
         ToyData().split_loader("holdout")
+
+
+def test_epoch_set_after_the_iterator_is_made_still_reaches_the_transform():
+    # Lightning makes a resumed run's first iterator before it calls set_epoch: the
+    # per-sample randomness must follow the epoch the sampler has when batches are drawn.
+    from dlcamp.data import get_dataset
+
+    spec = [{"name": "RandomAffine", "degrees": 20, "translate": [0.2, 0.2]}]
+
+    def first_batch(epoch, late):
+        dm = get_dataset("digits", augment=spec, batch_size=16)
+        loader = dm.train_dataloader()
+        if late:
+            it = iter(loader)
+            loader.sampler.set_epoch(epoch)
+        else:
+            loader.sampler.set_epoch(epoch)
+            it = iter(loader)
+        return next(it)[0]
+
+    assert torch.equal(first_batch(2, late=True), first_batch(2, late=False))
+    assert not torch.equal(first_batch(2, late=False), first_batch(1, late=False))

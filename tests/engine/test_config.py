@@ -49,3 +49,8 @@ def test_ints_pass_as_floats_but_bools_do_not_pass_as_numbers():
 def test_exponent_floats_without_a_dot_are_floats():
     # YAML 1.1 reads "1e-3" as a string; users type it anyway
     assert resolve(apply_overrides(get_recipe("mlp-digits"), ["optim.lr=1e-3"]))["optim"]["lr"] == 1e-3
+
+
+def test_callable_arguments_cannot_be_strings():
+    with pytest.raises(UsageError, match="model.norm_layer takes a Python callable"):
+        resolve(apply_overrides(get_recipe("resnet20-cifar10"), ["model.norm_layer=BatchNorm2d"]))

@@ -52,6 +52,8 @@ def test_lr_schedule_warms_up_then_decays():
     assert f(60) == pytest.approx(0.55)
     g = lr_multiplier({"name": "step", "step_size": 5, "gamma": 0.5}, total_steps=100)
     assert [g(s) for s in (0, 4, 5, 10)] == [1.0, 1.0, 0.5, 0.25]
+    m = lr_multiplier({"name": "multistep", "milestones": [0.5, 0.75], "gamma": 0.1}, total_steps=64000)
+    assert [m(s) for s in (0, 31999, 32000, 48000, 63999)] == pytest.approx([1.0, 1.0, 0.1, 0.01, 0.01])
 
 
 def test_auxiliary_classifiers_are_trained_through_the_task():

@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", type=Path, help="output file (default: CSV on standard output)")
 
     s = sub.add_parser("params", help="per-layer output shape, parameters and multiply-adds of a model")
-    s.add_argument("model")
+    s.add_argument("model", nargs="?", help="a registered model (or use --compare)")
+    s.add_argument("--compare", nargs="+", metavar="NAME",
+                   help="side by side: toy configurations (conv5x5, conv3x3x2, bottleneck, ...) or models")
     s.add_argument("--input", help="input shape CxHxW (default: the model's own)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a builder argument, e.g. --set depth=3")
@@ -166,6 +168,21 @@ def cmd_params(args) -> int:
             shape = tuple(int(d) for d in args.input.lower().split("x"))
         except ValueError:
             raise UsageError(f"--input must look like CxHxW (e.g. 3x224x224), got {args.input!r}") from None
+    if args.compare:
+        from dlcamp.metrics.comparisons import compare, print_comparison
+
+        if args.model is not None:
+            raise UsageError(f"give a MODEL or --compare NAME NAME ..., not both (got {args.model!r} and --compare)")
+        if args.overrides:
+            raise UsageError("--set applies to a single MODEL, not to --compare")
+        result = compare(args.compare, shape)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print_comparison(result)
+        return 0
+    if args.model is None:
+        raise UsageError("params needs a MODEL or --compare NAME NAME ... (e.g. --compare conv5x5 conv3x3x2)")
     report = profile_model(args.model, _kv(args.overrides), shape)
     if args.json:
         print(json.dumps(report, indent=2))

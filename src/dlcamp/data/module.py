@@ -35,15 +35,19 @@ class EpochShuffleSampler(Sampler[int]):
     index of the same permutation (padded by wrapping so all ranks get equal counts).
     ``skip_batches()`` gives how many of this process's batches of this epoch were
     already trained on when iteration starts (non-zero only when resuming mid-epoch).
+    ``keyed`` yields (epoch, index) pairs for a ``SeededView``: the epoch is read when
+    iteration starts, which matters because Lightning creates a resumed run's first
+    iterator before it calls ``set_epoch``.
     """
 
     def __init__(self, n: int, *, seed: int, batch_size: int, shuffle: bool = True,
                  skip_batches: Callable[[], int] | None = None,
-                 shard: Callable[[], tuple[int, int]] | None = None) -> None:
+                 shard: Callable[[], tuple[int, int]] | None = None, keyed: bool = False) -> None:
         self.n, self.seed, self.batch_size, self.shuffle = n, seed, batch_size, shuffle
         self.epoch = 0
         self.skip_batches = skip_batches
         self.shard = shard
+        self.keyed = keyed
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -62,6 +66,8 @@ class EpochShuffleSampler(Sampler[int]):
             per_rank = -(-self.n // world)
             order = (order * 2)[: per_rank * world][rank::world]
         start = (self.skip_batches() if self.skip_batches else 0) * self.batch_size
+        if self.keyed:  # the epoch travels with each index, into worker processes too
+            return iter([(self.epoch, i) for i in order[start:]])
         return iter(order[start:])
 
     def __len__(self) -> int:
@@ -82,7 +88,9 @@ class SeededView(Dataset):
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, Any]:
+        # a key from a keyed EpochShuffleSampler carries the epoch; a plain index uses .epoch
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         x, y = self.base[index]
         if self.transform is None:
             return x, y
@@ -90,7 +98,7 @@ class SeededView(Dataset):
         # type and costs as much again as the transform of a small image.
         generator = torch.default_generator
         saved = generator.get_state()
-        generator.manual_seed(sample_seed(self.seed, self.epoch, index))
+        generator.manual_seed(sample_seed(self.seed, epoch, index))
         try:
             return self.transform(x, y)
         finally:
@@ -166,10 +174,11 @@ class DataModule(L.LightningDataModule):
         self.setup()
         train = self.splits["train"]
         bs = self.train_batch_size()
-        sampler = EpochShuffleSampler(len(train), seed=self.seed, batch_size=bs, skip_batches=self._batches_done_this_epoch,
+        sampler = EpochShuffleSampler(len(train), seed=self.seed, batch_size=bs, keyed=True,
+                                      skip_batches=self._batches_done_this_epoch,
                                       shard=self._rank_world)
-        return _EpochAwareLoader(train, sampler=sampler, batch_size=bs, num_workers=self.num_workers,
-                                 persistent_workers=False, drop_last=False, generator=self._loader_generator())
+        return DataLoader(train, sampler=sampler, batch_size=bs, num_workers=self.num_workers,
+                          persistent_workers=False, drop_last=False, generator=self._loader_generator())
 
     def _eval_loader(self, split: str) -> DataLoader:
         self.setup()
@@ -201,16 +210,6 @@ class DataModule(L.LightningDataModule):
 
     def info(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
-
-
-class _EpochAwareLoader(DataLoader):
-    """A DataLoader whose sampler's epoch also reaches the dataset (for per-sample seeds)."""
-
-    def __iter__(self):  # type: ignore[override]
-        sampler = self.sampler
-        if isinstance(sampler, EpochShuffleSampler) and isinstance(self.dataset, SeededView):
-            self.dataset.epoch = sampler.epoch
-        return super().__iter__()
 
 
 def stratified_split(labels: Sequence[int], fractions: tuple[float, float, float], seed: int) -> dict[str, list[int]]:

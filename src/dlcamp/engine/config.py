@@ -68,10 +68,14 @@ class ExpectConfig:
 
 @dataclasses.dataclass
 class ScheduleConfig:
-    name: Literal["constant", "cosine", "step", "linear"] = "constant"
+    name: Literal["constant", "cosine", "step", "multistep", "linear"] = "constant"
     warmup_steps: int = 0  # linear warm-up from 0 before the schedule proper
     step_size: int = 1000  # "step": decay every step_size steps by gamma
     gamma: float = 0.1
+    # "multistep": decay by gamma at these fractions of training (He et al. 2016 and
+    # Huang et al. 2017 both divide by 10 at 50% and 75%), so the schedule follows the
+    # paper whatever the dataset size and batch
+    milestones: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.75])
     min_lr_ratio: float = 0.0  # "cosine"/"linear": final lr as a fraction of the initial
 
 
@@ -159,6 +163,10 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise bad
         return dataclass_from_dict(tp, value, where)
+    if origin is collections.abc.Callable:  # a layer class (norm_layer=...): not writable in YAML
+        if callable(value):
+            return value
+        raise UsageError(f"{where} takes a Python callable (set it in code, not in a recipe), got {value!r}")
     if isinstance(tp, type):  # a class: the value must be one (a Tensor where lr may be one)
         if isinstance(value, tp):
             return value

@@ -28,6 +28,7 @@ def lr_multiplier(schedule: dict[str, Any], total_steps: int):
     warmup = int(schedule.get("warmup_steps", 0))
     min_ratio = float(schedule.get("min_lr_ratio", 0.0))
     step_size, gamma = int(schedule.get("step_size", 1000)), float(schedule.get("gamma", 0.1))
+    milestones = [float(m) for m in schedule.get("milestones", [0.5, 0.75])]
     total = max(1, total_steps)
 
     def factor(step: int) -> float:
@@ -40,6 +41,8 @@ def lr_multiplier(schedule: dict[str, Any], total_steps: int):
             return min_ratio + (1 - min_ratio) * (1 - progress)
         if name == "step":
             return gamma ** ((step - warmup) // step_size)
+        if name == "multistep":
+            return gamma ** sum(progress >= m for m in milestones)
         return 1.0
 
     return factor
