@@ -47,8 +47,9 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         return name in self._entries
 
-    def names(self) -> list[str]:
-        return sorted(self._entries)
+    def names(self, *, registration_order: bool = False) -> list[str]:
+        """Registered names, sorted (or in the order they were registered)."""
+        return list(self._entries) if registration_order else sorted(self._entries)
 
     def describe(self) -> dict[str, str]:
         """Name -> one-line description, sorted by name."""

@@ -7,6 +7,7 @@ compares the optimizers on the same MLP; later families add theirs.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -60,6 +61,61 @@ def mlp_section(out: Path, quick: bool) -> tuple[str, str]:
     return "MLP, optimizers and regularizers", html
 
 
+CNN_RECIPES = ["alexnet-digits32", "vgg11-digits32", "googlenet-digits32", "resnet20-digits32", "densenet-digits32"]
+# Epochs each family trains for in the full tour (its recipe trains longer); the quick tour
+# trains ResNet-20 alone, for one epoch.
+CNN_TOUR_EPOCHS = {"alexnet-digits32": 3, "vgg11-digits32": 3, "googlenet-digits32": 2, "resnet20-digits32": 10,
+                   "densenet-digits32": 2}
+COMPARISONS = [("conv5x5", "conv3x3x2"), ("conv7x7", "conv3x3x3"), ("plain3x3x2", "bottleneck"),
+               ("inception_naive", "inception_1x1")]
+
+
+@SECTIONS.register("cnn")
+def cnn_section(out: Path, quick: bool) -> tuple[str, str]:
+    """Modern CNNs on digits32, side by side, and the design questions answered in numbers."""
+    from dlcamp.engine.run import resolve
+    from dlcamp.metrics.comparisons import compare
+    from dlcamp.metrics.complexity import profile_model
+    from dlcamp.recipes import get_recipe
+    from dlcamp.report.html import run_section, table
+
+    rows = []
+    for recipe in CNN_RECIPES:
+        cfg = resolve(get_recipe(recipe))
+        args = {k: v for k, v in cfg["model"].items() if k != "name"}
+        prof = profile_model(cfg["model"]["name"], args, (1, 32, 32))
+        row = {"recipe": recipe, "model": cfg["model"]["name"], "params": f"{prof['total_params']:,}",
+               "MACs / image": f"{prof['total_macs']:,}", "receptive field": prof["receptive_field"]}
+        trains = not quick or recipe == "resnet20-digits32"
+        if trains:
+            epochs = 1 if quick else CNN_TOUR_EPOCHS[recipe]
+            summary = _train(recipe, out, [f"trainer.max_epochs={epochs}"])
+            row.update({"tour epochs": epochs, "tour test/acc": round(summary["metrics"]["test/acc"], 4),
+                        "tour train s": round(summary["train_seconds"], 1)})
+        row["recipe epochs"] = cfg["trainer"]["max_epochs"]
+        row["recipe expects"] = f"{cfg['expect']['metric']} {cfg['expect']['op']} {cfg['expect']['value']}"
+        rows.append(row)
+    html = ("<p>The line from AlexNet to DenseNet, each built for 32×32 images and trained on the digits "
+            "resized to 32×32. The tour trains each for a few epochs; the recipes' full budgets and their "
+            "measured accuracies are in BENCHMARKS.md (<code>dlcamp bench recipe:NAME</code>).</p>")
+    html += table(rows)
+    comparison_rows, conclusions = [], []
+    for pair in COMPARISONS:
+        result = compare(list(pair))
+        for r in result["rows"]:
+            comparison_rows.append({"design": r["name"], "input": "x".join(map(str, r["input"])),
+                                    "output": "x".join(map(str, r["output"])), "params": f"{r['params']:,}",
+                                    "MACs": f"{r['macs']:,}", "receptive field": r["receptive_field"],
+                                    "vs first of pair": f"{r['params_ratio']:.2f}x params"})
+        conclusions += result["conclusions"]
+    html += "<h3>Why 3×3 stacks, bottlenecks and 1×1 reductions</h3>" + table(comparison_rows)
+    html += "<ul>" + "".join(f"<li>{c}</li>" for c in conclusions) + "</ul>"
+    run_dir = out / "resnet20-digits32"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    html += "<h3>ResNet-20 on digits32</h3>" + run_section(summary, sorted((run_dir / "figures").glob("*.png")))
+    return "Modern CNNs", html
+
+
 def _optim_label(run_dir: Path) -> str:
     import yaml
 
@@ -76,7 +132,7 @@ def run_tour(out: Path, *, quick: bool = False, sections: list[str] | None = Non
     from dlcamp.io import write_text
     from dlcamp.report.html import page
 
-    names = sections or SECTIONS.names()
+    names = sections or SECTIONS.names(registration_order=True)  # the curriculum's order
     fns: list[Callable[[Path, bool], tuple[str, str]]] = [SECTIONS.builder(n) for n in names]  # names checked first
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).exists():

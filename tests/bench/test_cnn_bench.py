@@ -26,7 +26,8 @@ def tiny_result() -> dict:
 
 
 def test_resnet_benchmark_reports_one_row_per_mode(tiny_result: dict) -> None:
-    assert {"title", "rows", "notes", "ok", "machine", "torch", "torchvision"} <= set(tiny_result)
+    assert {"title", "rows", "notes", "ok", "machine", "torch", "torchvision", "step_times_ms"} <= set(tiny_result)
+    assert [len(tiny_result["step_times_ms"]["eager"][name]) for name in ("ours", "torchvision")] == [2, 2]
     assert [row["mode"] for row in tiny_result["rows"]] == ["eager", "channels_last"]
     for row in tiny_result["rows"]:
         assert set(row) == ROW_KEYS
@@ -57,6 +58,8 @@ def test_resnet_benchmark_is_registered() -> None:
         dict(model="vgg16"),
         dict(dtype="float16"),
         dict(steps=0),
+        dict(batch_size=1),
+        dict(modes=[]),
         dict(modes=["compile"], warmup=0),
         dict(device="tpu"),
     ],

@@ -38,3 +38,12 @@ def test_default_shapes_are_resnet50s() -> None:
     shapes = resnet50_shapes()
     assert len(shapes) == 161
     assert sum(shape.numel() for shape in shapes) == 25_557_032
+
+
+def test_machine_description_names_cores_and_threads():
+    import torch
+
+    from dlcamp.bench.machine import describe_machine
+
+    text = describe_machine(torch.device("cpu"))
+    assert "cores" in text and f"{torch.get_num_threads()} torch threads" in text

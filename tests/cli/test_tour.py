@@ -8,11 +8,15 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
     proc = cli("tour", "--quick", "-o", str(out), timeout=600)
     assert proc.returncode == 0, proc.stderr
     html = (out / "report.html").read_text()
-    assert "MLP, optimizers and regularizers" in html
+    assert html.index("MLP, optimizers and regularizers") < html.index("Modern CNNs")  # curriculum order
+    for family in ("alexnet_small", "vgg11_small", "googlenet_small", "resnet20", "densenet_bc_100_k12"):
+        assert family in html, family
+    assert "conv3x3x2 sees 5x5 like conv5x5" in html
     for optimizer in ("sgd", "adagrad", "adadelta", "rmsprop", "adam ", "adamw"):
         assert optimizer in html, optimizer
     assert html.count("data:image/png;base64,") >= 4  # curves, confusion, predictions, optimizer comparison
     assert (out / "mlp-digits" / "summary.json").exists()
+    assert (out / "resnet20-digits32" / "summary.json").exists()
 
     # a second tour replaces the first; a directory that is not a tour is refused
     assert cli("tour", "--quick", "-o", str(out), "--sections", "mlp", timeout=600).returncode == 0

@@ -115,3 +115,16 @@ def test_googlenet_small_aux_heads_train_through_forward_with_aux():
     assert all(p.grad is not None for p in model.parameters())
     assert isinstance(model(x), torch.Tensor)  # plain forward: logits only, in training too
     assert get_model("googlenet_small").forward_with_aux(x).aux_logits1 is None  # no aux heads by default
+
+
+def test_alexnet_small_starts_with_signal_through_its_layers():
+    # with PyTorch's default init the logits of an 8-layer ReLU net without normalisation
+    # come out almost constant; He init keeps them apart, so SGD can start
+    import torch
+
+    from dlcamp.models import get_model
+
+    torch.manual_seed(0)
+    model = get_model("alexnet_small", in_channels=1, input_shape=(1, 32, 32), dropout=0.0).eval()
+    logits = model(torch.rand(16, 1, 32, 32))
+    assert logits.std(dim=0).mean() > 0.05

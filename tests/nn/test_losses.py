@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlcamp.nn import LabelSmoothingCrossEntropy, cross_entropy
+from dlcamp.nn.losses import LabelSmoothingCrossEntropy, cross_entropy
 
 TOL = {"atol": 1e-12, "rtol": 1e-12}
 B, K = 16, 7

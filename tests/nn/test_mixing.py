@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlcamp.nn import CutMix, Mixup, MixupOrCutMix
+from dlcamp.nn.mixing import CutMix, Mixup, MixupOrCutMix
 
 B = 16  # with labels 0..B-1 every example has its own class, so weights are readable
 DRAWS = 4000

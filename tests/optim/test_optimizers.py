@@ -29,14 +29,7 @@ RTOL = 1e-10
 ATOL = 1e-12  # parameters are O(1); float64 rounding after 50 steps is ~1e-15
 STEPS = 50
 
-REFERENCES: dict[str, type[torch.optim.Optimizer]] = {
-    "sgd": torch.optim.SGD,
-    "adagrad": torch.optim.Adagrad,
-    "adadelta": torch.optim.Adadelta,
-    "rmsprop": torch.optim.RMSprop,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-}
+from dlcamp.bench.optim import REFERENCES  # noqa: E402  (the one name -> torch.optim class map)
 
 SHAPES = [(5, 3), (7,), (), (2, 3, 4), (4,), (3,)]
 SOMETIMES_NONE = 3  # this parameter's gradient is None on every third step

@@ -26,7 +26,7 @@ the same batch, both models must give the same loss and the same parameters afte
 On a GPU the comparison the issue asks for is bf16 with images/s, for example
 ``dlcamp bench resnet50 --set batch_size=128 --set steps=20 --set warmup=3 --set dtype=bfloat16``.
 The defaults are sized for a 2-core CPU, where one ResNet-50 step on 8 images of 224x224
-takes several seconds.
+takes 4-10 s and each cold compilation about a minute: the default run takes 5-10 minutes.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from dlcamp.bench import register_benchmark
-from dlcamp.bench.optim import _machine, _synchronize
+from dlcamp.bench.machine import describe_machine, synchronize
 from dlcamp.errors import UsageError
 from dlcamp.models import get_model
 
@@ -85,6 +85,8 @@ def resnet50(
     model: str = "resnet50",
 ) -> dict[str, Any]:
     """ResNet-50 training step (forward, loss, backward, SGD) against torchvision's: images/s per mode."""
+    if isinstance(modes, str):  # `--set modes=eager,compile` on the command line
+        modes = [mode.strip() for mode in modes.split(",")]
     modes = list(DEFAULT_MODES) if modes is None else list(modes)
     target = _resolve_device(device)
     _check_settings(batch_size=batch_size, image_size=image_size, steps=steps, warmup=warmup, modes=modes,
@@ -101,12 +103,14 @@ def resnet50(
     images = torch.randn(batch_size, 3, image_size, image_size, generator=generator)  # (B, 3, H, W)
     labels = torch.randint(0, NUM_CLASSES, (batch_size,), generator=generator)  # (B,)
 
-    rows = [
-        _measure_mode(mode, ours, reference, images, labels, device=target, autocast_dtype=autocast_dtype,
-                      steps=steps, warmup=warmup, tolerances=TOLERANCES[dtype])
-        for mode in modes
-    ]
-    machine = _machine(target)
+    rows, step_times_ms = [], {}
+    for mode in modes:
+        row, times = _measure_mode(mode, ours, reference, images, labels, device=target,
+                                   autocast_dtype=autocast_dtype, steps=steps, warmup=warmup,
+                                   tolerances=TOLERANCES[dtype])
+        rows.append(row)
+        step_times_ms[mode] = {name: [round(t * 1e3, 1) for t in ts] for name, ts in times.items()}
+    machine = describe_machine(target)
     loss_tol, param_tol = TOLERANCES[dtype]
     return {
         "title": f"{model} training step, batch {batch_size} of {image_size}x{image_size}, {dtype}, "
@@ -124,6 +128,7 @@ def resnet50(
         "steps": steps,
         "warmup": warmup,
         "goal": f"ratio >= {GOAL_RATIO}",
+        "step_times_ms": step_times_ms,  # every step, warm-up included, in the order taken
         "notes": [
             f"machine: {machine}; torch {torch.__version__}, torchvision {torchvision.__version__}",
             f"settings: {model}, batch {batch_size}, {image_size}x{image_size} random images, {NUM_CLASSES} classes, "
@@ -153,8 +158,9 @@ def _measure_mode(
     steps: int,
     warmup: int,
     tolerances: tuple[float, float],
-) -> dict[str, Any]:
-    """Train fresh copies of both models for ``warmup + steps`` alternating steps; one table row."""
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Train fresh copies of both models for ``warmup + steps`` alternating steps: the table row and
+    each side's step times in seconds."""
     parts = set(mode.split("+"))
     compiled = "compile" in parts
     memory_format = torch.channels_last if "channels_last" in parts else torch.contiguous_format
@@ -165,7 +171,7 @@ def _measure_mode(
 
     times: dict[str, list[float]] = {name: [] for name in contenders}
     first_loss: dict[str, float] = {}
-    with _cold_compile() if compiled else contextlib.nullcontext():
+    with _cold_compile(device) if compiled else contextlib.nullcontext():
         for i in range(warmup + steps):
             order = ("ours", "torchvision") if i % 2 == 0 else ("torchvision", "ours")
             for name in order:
@@ -199,7 +205,7 @@ def _measure_mode(
         param_diff=float(f"{param_diff:.3g}"),
         same_params=param_diff <= tolerances[1],
     )
-    return row
+    return row, times
 
 
 def _contender(base: nn.Module, device: torch.device, memory_format: torch.memory_format,
@@ -215,7 +221,7 @@ def _timed_step(contender: _Contender, images: torch.Tensor, labels: torch.Tenso
     """One training step; its wall time in seconds (the device synchronised on both ends) and its loss."""
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                 else contextlib.nullcontext())
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     with autocast:
         logits = contender.step_fn(images)  # (B, K)
@@ -223,7 +229,7 @@ def _timed_step(contender: _Contender, images: torch.Tensor, labels: torch.Tenso
     loss.backward()
     contender.optimizer.step()
     contender.optimizer.zero_grad(set_to_none=True)
-    _synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start, loss.detach()
 
 
@@ -238,18 +244,25 @@ def _max_state_difference(ours: nn.Module, reference: nn.Module) -> float:
     )
 
 
-def _cold_compile() -> ContextManager[None]:
+@contextlib.contextmanager
+def _cold_compile(device: torch.device) -> Iterator[None]:
     """Inductor with its on-disk caches off, so each compilation is timed from scratch."""
+    import torch._dynamo
     import torch._inductor.config as inductor_config
 
-    import torch._dynamo
-
     torch._dynamo.reset()
-    stack = contextlib.ExitStack()
-    stack.enter_context(inductor_config.patch(force_disable_caches=True))
-    stack.enter_context(warnings.catch_warnings())
-    warnings.filterwarnings("ignore", message=".*force_disable_caches.*")  # "dynamo_pgo force disabled by ..."
-    return stack
+    with inductor_config.patch(force_disable_caches=True), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*force_disable_caches.*")  # "dynamo_pgo force disabled by ..."
+        _warm_up_compiler(device)
+        yield
+
+
+def _warm_up_compiler(device: torch.device) -> None:
+    """Compile a one-line training step, so that the process's one-time costs (importing the compiler,
+    starting its worker processes, the first C++ or Triton build) do not land on whichever model compiles first."""
+    weight = torch.ones(4, device=device, requires_grad=True)
+    step = torch.compile(lambda x: (x * weight).relu().sum())
+    step(torch.randn(4, device=device)).backward()
 
 
 def _resolve_device(device: str) -> torch.device:
@@ -269,13 +282,14 @@ def _resolve_device(device: str) -> torch.device:
 def _check_settings(*, batch_size: int, image_size: int, steps: int, warmup: int, modes: list[str], dtype: str,
                     model: str) -> None:
     """Fail on a bad setting before building or timing anything."""
-    for name, value, least in (("batch_size", batch_size, 1), ("image_size", image_size, 32), ("steps", steps, 1),
+    # Batch norm in training mode needs two values per channel, and the last stage of a 32x32 image is 1x1.
+    for name, value, least in (("batch_size", batch_size, 2), ("image_size", image_size, 32), ("steps", steps, 1),
                                ("warmup", warmup, 0)):
         if not isinstance(value, int) or value < least:
             raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown or not modes:
-        raise UsageError(f"unknown mode(s) {unknown or modes}; choose from {', '.join(MODES)}")
+        raise UsageError(f"modes must name one or more of {', '.join(MODES)}; got {modes!r}")
     if warmup < 1 and any("compile" in mode for mode in modes):
         raise UsageError("warmup must be >= 1 with a compile mode: the first step compiles")
     if dtype not in DTYPES:

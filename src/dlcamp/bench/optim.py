@@ -10,8 +10,6 @@ machine's speed hit both; each figure is the median over ``repeats`` after ``war
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from typing import Any, Sequence
@@ -19,6 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from dlcamp.bench import register_benchmark
+from dlcamp.bench.machine import describe_machine, synchronize
 from dlcamp.optim import get_optimizer_class
 
 GOAL_RATIO = 1.5  # ours may take at most 1.5x torch.optim's time per step
@@ -86,14 +85,14 @@ def optim(
         "title": f"Optimizer step on ResNet-50's parameters ({len(shapes)} tensors, "
         f"{sum(s.numel() for s in shapes) / 1e6:.1f}M float32): ours vs torch.optim",
         "rows": rows,
-        "machine": _machine(target),
+        "machine": describe_machine(target),
         "torch": torch.__version__,
         "device": str(target),
         "goal": f"ratio <= {GOAL_RATIO}",
         "repeats": repeats,
         "warmup": warmup,
         "notes": [
-            f"machine: {_machine(target)}; torch {torch.__version__}",
+            f"machine: {describe_machine(target)}; torch {torch.__version__}",
             "ours: dlcamp.optim with default arguments (foreach path); reference: torch.optim with default "
             "arguments (its for-loop implementation on CPU, foreach on CUDA)",
             f"median step time of {repeats} steps after {warmup} warm-up steps, ours and torch's alternating; "
@@ -130,25 +129,9 @@ def _time_both(
 
 
 def _time_step(optimizer: torch.optim.Optimizer, device: torch.device) -> float:
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     optimizer.step()
-    _synchronize(device)
+    synchronize(device)
     return (time.perf_counter() - start) * 1e3
 
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"

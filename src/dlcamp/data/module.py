@@ -13,6 +13,8 @@ augmentations) that the uninterrupted run saw, whatever the number of workers.
 
 from __future__ import annotations
 
+import abc
+
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -131,8 +133,9 @@ class DataModule(L.LightningDataModule):
         self.eval_transform: Callable[[Any, Any], tuple[Any, Any]] | None = None
 
     # -- to implement -------------------------------------------------------------------
+    @abc.abstractmethod
     def build_splits(self) -> dict[str, Dataset]:
-        raise NotImplementedError
+        """The {"train", "val", "test"} datasets of (input, target) pairs."""
 
     def load_input(self, path: Path) -> torch.Tensor:
         """Read one user file (an image) into a model input Tensor[C, H, W]; used by ``predict``."""

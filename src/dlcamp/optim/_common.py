@@ -12,6 +12,8 @@ Both are checked against ``torch.optim`` in ``tests/optim``.
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, Callable
 
 import torch
@@ -94,8 +96,9 @@ class CurriculumOptimizer(Optimizer):
             self._update_group(group, params, grads)
         return loss
 
+    @abc.abstractmethod
     def _update_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
-        raise NotImplementedError
+        """Apply one step of this optimizer to a parameter group's tensors that have gradients."""
 
     @staticmethod
     def _use_foreach(group: dict[str, Any]) -> bool:

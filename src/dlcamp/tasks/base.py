@@ -7,6 +7,8 @@ its loss, metrics and figures. The model knows nothing of training.
 
 from __future__ import annotations
 
+import abc
+
 import math
 from pathlib import Path
 from typing import Any
@@ -87,9 +89,9 @@ class Task(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- evaluation outside Lightning (final metrics, `dlcamp eval`) --------------------
-    @torch.no_grad()
+    @abc.abstractmethod
     def evaluate(self, loader, prefix: str) -> dict[str, float]:
-        raise NotImplementedError
+        """Metrics over a loader, named ``PREFIX/NAME`` (run under ``torch.no_grad``)."""
 
     def figures(self, datamodule: Any, out_dir: Path) -> list[Path]:
         """Write this task's figures (PNG) to ``out_dir``; return their paths."""
