@@ -66,6 +66,9 @@ class ExpectConfig:
     hardware: str = "2 CPU cores"
     seeds: int = 1  # how many seeds `dlcamp bench recipe:NAME` runs
     references: list[str] = dataclasses.field(default_factory=list)  # reference baselines run beside it
+    # the last `dlcamp bench recipe:NAME` result as recorded in BENCHMARKS.md (value, time,
+    # seeds, date): what the tour shows for recipes it does not train itself
+    measured: str = ""
     note: str = ""
 
 
