@@ -22,3 +22,11 @@ __all__ = [
     "cross_entropy",
     "weight_noise",
 ]
+
+# Recurrent week: RNN / LSTM / GRU cells and layers (issue 6).
+from dlcamp.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell"]
+from dlcamp.nn.attention import MultiheadAttention, scaled_dot_product_attention  # noqa: E402
+
+__all__ += ["MultiheadAttention", "scaled_dot_product_attention"]
