@@ -22,11 +22,10 @@ OPTIMIZER_RECIPES = ["mlp-digits-sgd", "mlp-digits-momentum", "mlp-digits-nester
 
 
 def _train(recipe: str, out: Path, overrides: list[str]) -> dict:
-    from dlcamp.engine.config import apply_overrides
     from dlcamp.engine.run import resolve, train
     from dlcamp.recipes import get_recipe
 
-    cfg = resolve(apply_overrides(get_recipe(recipe), overrides))
+    cfg = resolve(get_recipe(recipe), overrides)
     summary = train(cfg, out / recipe, progress="none")
     assert summary is not None
     print(f"  {recipe}: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["metrics"].items() if k.startswith("test/"))

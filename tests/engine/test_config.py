@@ -37,20 +37,20 @@ def test_overrides_create_nested_keys_and_parse_yaml_values():
 ])
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        resolve(apply_overrides(get_recipe("mlp-digits"), [override]))
+        resolve(get_recipe("mlp-digits"), [override])
 
 
 def test_ints_pass_as_floats_but_bools_do_not_pass_as_numbers():
-    assert resolve(apply_overrides(get_recipe("mlp-digits"), ["optim.lr=1"]))["optim"]["lr"] == 1.0
+    assert resolve(get_recipe("mlp-digits"), ["optim.lr=1"])["optim"]["lr"] == 1.0
     with pytest.raises(UsageError):
-        resolve(apply_overrides(get_recipe("mlp-digits"), ["optim.lr=true"]))
+        resolve(get_recipe("mlp-digits"), ["optim.lr=true"])
 
 
 def test_exponent_floats_without_a_dot_are_floats():
     # YAML 1.1 reads "1e-3" as a string; users type it anyway
-    assert resolve(apply_overrides(get_recipe("mlp-digits"), ["optim.lr=1e-3"]))["optim"]["lr"] == 1e-3
+    assert resolve(get_recipe("mlp-digits"), ["optim.lr=1e-3"])["optim"]["lr"] == 1e-3
 
 
 def test_callable_arguments_cannot_be_strings():
     with pytest.raises(UsageError, match="model.norm_layer takes a Python callable"):
-        resolve(apply_overrides(get_recipe("resnet20-cifar10"), ["model.norm_layer=BatchNorm2d"]))
+        resolve(get_recipe("resnet20-cifar10"), ["model.norm_layer=BatchNorm2d"])

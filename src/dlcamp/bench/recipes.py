@@ -24,11 +24,10 @@ def recipe(*, recipe: str, seeds: int | None = None, overrides: list[str] | None
            out: str | None = None) -> dict[str, Any]:
     """Rerun a recipe over seeds, check its expect block, and run its reference baselines beside it."""
     from dlcamp.bench.references import get_reference
-    from dlcamp.engine.config import apply_overrides
     from dlcamp.engine.run import resolve, train
     from dlcamp.recipes import get_recipe
 
-    base = resolve(apply_overrides(get_recipe(recipe), list(overrides or [])))
+    base = resolve(get_recipe(recipe), overrides or [])
     expect = base.get("expect")
     if expect is None:
         raise UsageError(f"recipe {recipe!r} has no expect block to check")

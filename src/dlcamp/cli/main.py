@@ -72,14 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _kv(items: Sequence[str]) -> dict[str, Any]:
-    import yaml
+    """``--set key=value`` pairs for builder and benchmark arguments (values parsed as in recipes)."""
+    from dlcamp.engine.config import parse_value
 
     out = {}
     for item in items:
         if "=" not in item:
             raise UsageError(f"--set takes key=value, got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v) if v.strip() else ""
+        out[k.strip()] = parse_value(v)
     return out
 
 
@@ -103,17 +104,10 @@ def cmd_list(args) -> int:
     return 0
 
 
-def resolve_recipe(recipe: str, overrides: list[str]) -> dict[str, Any]:
-    from dlcamp.engine.config import apply_overrides
-    from dlcamp.engine.run import resolve
-    from dlcamp.recipes import get_recipe
-
-    return resolve(apply_overrides(get_recipe(recipe), overrides))
-
-
 def cmd_train(args) -> int:
     from dlcamp.engine.config import load_yaml
-    from dlcamp.engine.run import train
+    from dlcamp.engine.run import resolve, train
+    from dlcamp.recipes import get_recipe
 
     overrides = list(args.overrides) + ([f"trainer.devices={args.devices}"] if args.devices else [])
     if args.resume:
@@ -124,12 +118,9 @@ def cmd_train(args) -> int:
         saved = load_yaml(args.output / "config.yaml")
         if saved.get("name") not in (args.recipe, Path(args.recipe).stem):
             raise UsageError(f"{str(args.output)!r} was trained with recipe {saved.get('name')!r}, not {args.recipe!r}")
-        from dlcamp.engine.config import apply_overrides
-        from dlcamp.engine.run import resolve
-
-        cfg = resolve(apply_overrides(saved, overrides))
+        cfg = resolve(saved, overrides)
     else:
-        cfg = resolve_recipe(args.recipe, overrides)
+        cfg = resolve(get_recipe(args.recipe), overrides)
     run_dir = args.output or Path(os.environ.get("DLCAMP_RUN_DIR") or
                                   f"runs/{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.environ["DLCAMP_RUN_DIR"] = str(run_dir)  # DDP processes re-run this command: same directory

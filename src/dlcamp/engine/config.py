@@ -231,6 +231,14 @@ def check_section(fn: Callable[..., Any], values: dict[str, Any], where: str, *,
 
 # -- overrides ---------------------------------------------------------------------------
 
+def parse_value(raw: str) -> Any:
+    """A ``--set`` value as YAML (``3``, ``0.1``, ``[8, 4]``, ``{a: 1}``); text that is not YAML stays text."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
 def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` overrides (values parsed as YAML) to a copy of ``cfg``."""
     cfg = copy.deepcopy(cfg)
@@ -241,10 +249,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key = key.strip()
         if not key or any(not part for part in key.split(".")):
             raise UsageError(f"--set key {key!r} is not a dotted path like optim.lr")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_value(raw)
         parts = key.split(".")
         if parts[0] not in SECTIONS:
             raise unknown_key(key, list(SECTIONS))

@@ -17,13 +17,13 @@ import platform
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from dlcamp.engine.config import (
-    SECTIONS, EarlyStopConfig, ExpectConfig, ScheduleConfig, TrainerConfig, check_section, dataclass_from_dict,
-    unknown_key,
+    SECTIONS, EarlyStopConfig, ExpectConfig, ScheduleConfig, TrainerConfig, apply_overrides, check_section,
+    dataclass_from_dict, unknown_key,
 )
 from dlcamp.errors import UsageError
 from dlcamp.io import write_json, write_yaml
@@ -61,14 +61,16 @@ def _section(cfg: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
     return sec["name"], args
 
 
-def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Check every key and value of a recipe; return it normalised (trainer defaults filled)."""
+def resolve(cfg: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Apply ``key=value`` overrides, check every key and value of the recipe, and return it
+    normalised (trainer defaults filled)."""
     from dlcamp.data import DATASETS, _load_builtin as load_data
     from dlcamp.models import MODELS, _load_builtin as load_models
     from dlcamp.optim import get_optimizer_class
     from dlcamp.tasks import TASKS, _load_builtin as load_tasks
 
     load_data(), load_models(), load_tasks()
+    cfg = apply_overrides(cfg, list(overrides))
     for key in cfg:
         if key not in SECTIONS:
             raise unknown_key(key, list(SECTIONS))
