@@ -46,7 +46,15 @@ def _tiny(name: str) -> tuple[dict, tuple[int, ...]]:
     return {}, default
 
 
-@pytest.mark.parametrize("name", sorted(list_models()))
+def _family(family: str) -> list[str]:
+    return sorted(n for n in list_models() if MODELS.builder(n).__module__.startswith(f"dlcamp.models.{family}."))
+
+
+def test_every_model_belongs_to_a_tested_family():
+    assert set(list_models()) == set(_family("classification")) | set(_family("generative"))
+
+
+@pytest.mark.parametrize("name", _family("classification"))
 def test_model_forward_backward(name):
     torch.manual_seed(0)
     kwargs, shape = _tiny(name)
@@ -76,3 +84,18 @@ def test_mlp_arguments_shape_the_network():
     assert [l.num_features for l in m.modules() if isinstance(l, torch.nn.BatchNorm1d)] == [5, 6]
     with pytest.raises(ValueError):
         get_model("mlp", dropout=1.0)
+
+
+@pytest.mark.parametrize("name", _family("generative"))
+def test_generative_model_defaults_train_and_sample(name):
+    """Every density model at its default size on binary 8×8 digits: loss, gradients, samples."""
+    torch.manual_seed(0)
+    model = get_model(name, input_shape=(1, 8, 8))
+    x = torch.bernoulli(torch.full((3, 1, 8, 8), 0.3))
+    condition = torch.tensor([0, 1, 2]) if model.conditional else None
+    terms = model.nll_loss(x, condition)
+    assert terms["loss"].shape == (3,) and torch.all(terms["loss"] > 0)
+    terms["loss"].mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert model.log_prob(x, condition).shape == (3,)
+    assert model.sample(2, condition=condition[:2] if condition is not None else None).shape == (2, 1, 8, 8)

@@ -1,4 +1,4 @@
-"""The ``dlcamp`` command: list, train, eval, predict, params, tour, bench.
+"""The ``dlcamp`` command: list, train, eval, predict, sample, params, tour, bench.
 
 A usage error (unknown name, bad value, missing file) prints one line saying what is wrong
 and what would be right, and exits with status 2, with no traceback. A failure during
@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", type=Path)
     s.add_argument("inputs", nargs="+", type=Path)
     s.add_argument("-o", "--output", type=Path, help="output file (default: CSV on standard output)")
+
+    s = sub.add_parser("sample", help="draw samples from a finished generative run into an image grid")
+    s.add_argument("run_dir", type=Path)
+    s.add_argument("-n", type=int, default=64, help="how many samples (default 64)")
+    s.add_argument("-o", "--output", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the draw (default 0)")
+    s.add_argument("--condition", metavar="CLASS[,CLASS...]",
+                   help="class(es) for a conditional model, cycled over the n samples (default: every class in turn)")
 
     s = sub.add_parser("params", help="per-layer output shape, parameters and multiply-adds of a model")
     s.add_argument("model", nargs="?", help="a registered model (or use --compare)")
@@ -150,6 +158,44 @@ def cmd_predict(args) -> int:
     return 0
 
 
+MAX_SAMPLES = 1024
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from dlcamp.engine.run import load_run
+    from dlcamp.report import figures as F
+
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise UsageError(f"-n must be between 1 and {MAX_SAMPLES}, got {args.n}")
+    if args.output.suffix.lower() != ".png":
+        raise UsageError(f"-o must name a .png file, got {str(args.output)!r}")
+    built = load_run(args.run_dir)
+    task = built.task
+    if not hasattr(task, "sample_images"):
+        raise UsageError(f"{str(args.run_dir)!r} is a {built.cfg['task']['name']!r} run; "
+                         "`dlcamp sample` needs a generative model (task: likelihood)")
+    condition = None
+    if args.condition is not None:
+        if not task.model.conditional:
+            raise UsageError(f"--condition: the model of {str(args.run_dir)!r} ({built.cfg['model']['name']}) is not conditional")
+        names = task.class_names
+        try:
+            classes = [int(c) if c.strip().isdigit() else names.index(c.strip()) for c in args.condition.split(",")]
+        except ValueError:
+            raise UsageError(f"--condition takes class indices or names ({', '.join(names)}), got {args.condition!r}") from None
+        if any(not 0 <= c < len(names) for c in classes):
+            raise UsageError(f"--condition classes must be in 0..{len(names) - 1}, got {args.condition!r}")
+        condition = torch.tensor(classes)[torch.arange(args.n) % len(classes)]
+    torch.manual_seed(args.seed)
+    images, titles = task.sample_images(args.n, condition)
+    F.save(F.plot_image_grid(images, titles, suptitle=f"{args.n} samples, {built.cfg['model']['name']}, seed {args.seed}"),
+           args.output)
+    print(f"{args.n} samples -> {args.output}")
+    return 0
+
+
 def cmd_params(args) -> int:
     from dlcamp.metrics.complexity import print_table, profile_model
 
@@ -206,7 +252,7 @@ def cmd_bench(args) -> int:
     return 0 if result.get("ok", True) else 1
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict,
+COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "sample": cmd_sample,
             "params": cmd_params, "tour": cmd_tour, "bench": cmd_bench}
 
 

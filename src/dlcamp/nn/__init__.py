@@ -30,3 +30,8 @@ __all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell"]
 from dlcamp.nn.attention import MultiheadAttention, scaled_dot_product_attention  # noqa: E402
 
 __all__ += ["MultiheadAttention", "scaled_dot_product_attention"]
+
+# Likelihood week: masked convolutions for PixelCNN / PixelRNN (issue 4).
+from dlcamp.nn.masked import MaskedConv2d, raster_mask  # noqa: E402
+
+__all__ += ["MaskedConv2d", "raster_mask"]
