@@ -12,6 +12,11 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
     for family in ("alexnet_small", "vgg11_small", "googlenet_small", "resnet20", "densenet_bc_100_k12"):
         assert family in html, family
     assert "conv3x3x2 sees 5x5 like conv5x5" in html
+    assert html.index("Modern CNNs") < html.index("Likelihood models")
+    for recipe in ("bernoulli-digits", "nade-digits", "pixelcnn-digits", "pixelrnn-digits", "vae-digits", "cvae-digits"):
+        assert (out / recipe / "figures" / "samples.png").exists(), recipe
+        assert f"samples: {recipe}" in html
+    assert "test NLL (nats)" in html
     for optimizer in ("sgd", "adagrad", "adadelta", "rmsprop", "adam ", "adamw"):
         assert optimizer in html, optimizer
     assert html.count("data:image/png;base64,") >= 4  # curves, confusion, predictions, optimizer comparison

@@ -38,7 +38,7 @@ def test_cvae_run_reports_nats_both_elbo_terms_figures_and_samples_on_demand(cli
     for col in ("train/recon", "train/kl", "val/loss", "val/bpd"):
         assert col in header
     figures = {p.name for p in (run / "figures").glob("*.png")}
-    assert {"samples.png", "reconstructions.png", "latent_traversal.png", "latent_map.png"} <= figures
+    assert {"samples.png", "sample_means.png", "reconstructions.png", "latent_traversal.png", "latent_map.png"} <= figures
 
     proc = cli("eval", str(run))
     assert proc.returncode == 0, proc.stderr

@@ -13,6 +13,7 @@ so that ``dlcamp eval`` reproduces the summary.
 
 Figures: a grid of samples; completions (autoregressive models: the top half of test
 images given, the bottom half drawn three times) or reconstructions (VAE); for the VAE a
+grid of decoder means E[x | z] for prior draws, a
 latent traversal and the latent map of the test set coloured by class (the two latent
 dimensions themselves when Z = 2, else the first two principal components of the means).
 """
@@ -141,6 +142,13 @@ class LikelihoodTask(Task):
         paths = [F.save(F.plot_image_grid(torch.cat([x[:8], recon[:8], x[8:16], recon[8:16]]),
                                           suptitle="test images and their reconstructions E[x | z = mu(x)] (rows in pairs)"),
                         out_dir / "reconstructions.png")]
+        # what the samples are drawn from: E[x | z] for z ~ N(0, I), grey = uncertain pixel
+        z = torch.randn(32, model.latent_dim)
+        c32 = (torch.arange(32) % len(self.class_names)) if model.conditional else None
+        paths.append(F.save(F.plot_image_grid(model.decode_mean(z, c32),
+                                              [self.class_names[int(c)] for c in c32] if c32 is not None else None,
+                                              suptitle="decoder means E[x | z], z ~ N(0, I): the pixel probabilities samples are drawn from"),
+                            out_dir / "sample_means.png"))
         # latent traversal
         steps = torch.linspace(-2.5, 2.5, 9)
         if model.latent_dim == 2:  # the whole 2-D latent plane at Gaussian quantiles
