@@ -64,6 +64,14 @@ def test_nade_run_has_completions_and_samples(cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     _usage_error(cli("sample", str(run), "--condition", "3", "-o", str(tmp_path / "y.png")), "not conditional")
 
+    # predict scores files: -log p(x) in nats
+    img = tmp_path / "digit.png"
+    Image.fromarray((torch.rand(8, 8) > 0.5).numpy().astype("uint8") * 255).save(img)
+    proc = cli("predict", str(run), str(img), "-o", str(tmp_path / "scores.csv"))
+    assert proc.returncode == 0, proc.stderr
+    header, row = (tmp_path / "scores.csv").read_text().strip().splitlines()
+    assert header == "file,nll_nats,bpd" and 0 < float(row.split(",")[1]) < 100
+
 
 def test_sample_refuses_a_classification_run(cli, tmp_path, tiny):
     run = tmp_path / "mlp"

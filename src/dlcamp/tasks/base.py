@@ -96,3 +96,9 @@ class Task(L.LightningModule):
     def figures(self, datamodule: Any, out_dir: Path) -> list[Path]:
         """Write this task's figures (PNG) to ``out_dir``; return their paths."""
         return []
+
+    def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
+        """``dlcamp predict``: this task's answer for each input file, written to ``output``."""
+        from dlcamp.errors import UsageError
+
+        raise UsageError(f"`dlcamp predict` is not available for {type(self).__name__} runs")
