@@ -55,3 +55,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 def write_yaml(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def emit_csv(rows, output=None) -> None:
+    """CSV rows (the first is the header) to ``output`` (written atomically) or, without one, to stdout."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    if output is None:
+        print(buf.getvalue(), end="")
+    else:
+        write_text(output, buf.getvalue())

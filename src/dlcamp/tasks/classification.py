@@ -119,25 +119,17 @@ class ClassificationTask(Task):
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
         """Classify image files; CSV rows: file, predicted class, probability, top-3."""
-        import csv
-        import io
-
-        from dlcamp.io import write_text
+        from dlcamp.io import emit_csv
 
         batch = torch.stack([datamodule.load_input(Path(p)) for p in inputs])
         probs = torch.softmax(self.predict_logits([(batch, torch.zeros(len(batch), dtype=torch.long))])[0], dim=1)
         names = list(datamodule.class_names) or [str(i) for i in range(self.num_classes)]
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["file", "class", "probability", "top3"])
+        rows = [["file", "class", "probability", "top3"]]
         for path, p in zip(inputs, probs):
             top = p.topk(min(3, len(p)))
-            writer.writerow([str(path), names[int(top.indices[0])], f"{float(top.values[0]):.4f}",
-                             " ".join(f"{names[int(i)]}:{float(v):.3f}" for v, i in zip(top.values, top.indices))])
-        if output is None:
-            print(buf.getvalue(), end="")
-        else:
-            write_text(output, buf.getvalue())
+            rows.append([str(path), names[int(top.indices[0])], f"{float(top.values[0]):.4f}",
+                         " ".join(f"{names[int(i)]}:{float(v):.3f}" for v, i in zip(top.values, top.indices))])
+        emit_csv(rows, output)
 
 
 @register_task("classification")

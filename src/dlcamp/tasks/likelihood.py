@@ -93,10 +93,7 @@ class LikelihoodTask(Task):
         """Score image files: CSV rows of file, -log p(x) in nats, bits/dim (binarized as the
         data module's ``load_input`` does). A conditional model scores every class and adds
         the most likely one, argmax_y log p(x | y): a generative classifier."""
-        import csv
-        import io
-
-        from dlcamp.io import write_text
+        from dlcamp.io import emit_csv
 
         self.eval()
         x = torch.stack([datamodule.load_input(Path(p)) for p in inputs]).to(self.device)
@@ -110,16 +107,11 @@ class LikelihoodTask(Task):
                 header += ["most likely class"]
             else:
                 nll, best = -self.model.log_prob(x), None
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(header)
+        rows = [header]
         for i, path in enumerate(inputs):
             row = [str(path), f"{float(nll[i]):.4f}", f"{float(nll[i]) / self.nats_per_bit:.4f}"]
-            writer.writerow(row + ([self.class_names[int(best[i])]] if best is not None else []))
-        if output is None:
-            print(buf.getvalue(), end="")
-        else:
-            write_text(output, buf.getvalue())
+            rows.append(row + ([self.class_names[int(best[i])]] if best is not None else []))
+        emit_csv(rows, output)
 
     # -- samples and figures ----------------------------------------------------------------
     @torch.no_grad()
