@@ -191,3 +191,102 @@ def test_bad_arguments_raise():
         RNNCell(I, H, nonlinearity="gelu")
     with pytest.raises(ValueError):
         GRU(I, H)(torch.randn(T, B, I), torch.zeros(2, B, H))
+
+
+# ---------------------------------------------------------------- LSTM projections
+
+P = 2  # proj_size, < H
+# torch's CPU LSTM falls back from oneDNN to its plain kernel for projections, and says so.
+_quiet_onednn = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+
+
+def _proj_pair(**kwargs):
+    """torch.nn.LSTM(proj_size=P) and ours, float64, ours loaded from torch's weights."""
+    ref = nn.LSTM(input_size=I, hidden_size=H, proj_size=P, **kwargs).double()
+    ours = LSTM(input_size=I, hidden_size=H, proj_size=P, **kwargs).double()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ours, ref
+
+
+def _proj_state(num_layers: int, bidirectional: bool, batch: int = B):
+    """(h0 (L*D, B, P), c0 (L*D, B, H)): the hidden state is projected, the cell is not."""
+    n = num_layers * (2 if bidirectional else 1)
+    return (torch.randn(n, batch, P, dtype=torch.float64), torch.randn(n, batch, H, dtype=torch.float64))
+
+
+@_quiet_onednn
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_lstm_with_projections_matches_torch(num_layers, bidirectional, batch_first, with_state):
+    torch.manual_seed(6)
+    ours, ref = _proj_pair(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=torch.float64)
+    hx = _proj_state(num_layers, bidirectional) if with_state else None
+    out, (h_n, c_n) = ours(x, hx)
+    ref_out, ref_state = ref(x, hx)
+    D = 2 if bidirectional else 1
+    assert out.shape[-1] == D * P
+    assert h_n.shape == (num_layers * D, B, P) and c_n.shape == (num_layers * D, B, H)
+    _assert_close(out, ref_out)
+    _assert_close((h_n, c_n), ref_state)
+
+
+@_quiet_onednn
+@pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_with_projections_on_packed_sequences_matches_torch(bidirectional, with_state):
+    torch.manual_seed(7)
+    ours, ref = _proj_pair(num_layers=2, bidirectional=bidirectional, batch_first=True)
+    lengths = torch.tensor([2, 5, 1, 4])
+    x = torch.randn(len(lengths), T, I, dtype=torch.float64)  # (B, T, I)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    hx = _proj_state(2, bidirectional, batch=len(lengths)) if with_state else None
+    out, state = ours(packed, hx)
+    ref_out, ref_state = ref(packed, hx)
+    torch.testing.assert_close(out.data, ref_out.data, atol=ATOL, rtol=0)
+    assert torch.equal(out.batch_sizes, ref_out.batch_sizes)
+    _assert_close(state, ref_state)
+
+
+@_quiet_onednn
+def test_lstm_with_projections_gradients_match_torch():
+    torch.manual_seed(8)
+    ours, ref = _proj_pair(num_layers=2, bidirectional=True)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    hx = _proj_state(2, True)
+    cotangent = torch.randn(T, B, 2 * P, dtype=torch.float64)
+    for module in (ours, ref):
+        out, (h_n, c_n) = module(x, hx)
+        ((out * cotangent).sum() + h_n.square().sum() + c_n.sum()).backward()
+    ref_params = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, ref_params[name].grad, atol=ATOL, rtol=0, msg=name)
+
+
+@_quiet_onednn
+def test_lstm_with_projections_state_dict_round_trip_strict():
+    kwargs = dict(input_size=I, hidden_size=H, num_layers=2, bidirectional=True, proj_size=P)
+    ours, ref = LSTM(**kwargs), nn.LSTM(**kwargs)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, v.shape) for k, v in ref.state_dict().items()
+    ]
+    assert ours.weight_hr_l1_reverse.shape == (P, H)
+    assert ours.weight_hh_l0.shape == (4 * H, P) and ours.weight_ih_l1.shape == (4 * H, 2 * P)
+    ref.load_state_dict(ours.state_dict(), strict=True)  # ours -> torch
+    fresh = nn.LSTM(**kwargs)
+    ours.load_state_dict(fresh.state_dict(), strict=True)  # torch -> ours
+    x = torch.randn(T, B, I)
+    _assert_close(ours(x), fresh(x))
+    assert repr(ours) == repr(fresh)
+
+
+def test_lstm_projection_size_is_checked_like_torch():
+    for bad in (-1, H, H + 1):
+        with pytest.raises(ValueError):
+            nn.LSTM(I, H, proj_size=bad)
+        with pytest.raises(ValueError):
+            LSTM(I, H, proj_size=bad)
+    with pytest.raises(ValueError):  # h0 must be P wide, not H
+        LSTM(I, H, proj_size=P)(torch.randn(T, B, I), (torch.zeros(1, B, H), torch.zeros(1, B, H)))

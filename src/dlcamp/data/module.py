@@ -211,6 +211,14 @@ class DataModule(L.LightningDataModule):
             raise UsageError(f"unknown split {split!r}; choose train, val or test")
         return self._eval_loader(split)
 
+    def model_facts(self) -> dict[str, Any]:
+        """Extra builder arguments the engine fills in when a model builder takes them.
+
+        The engine always offers ``num_classes``, ``input_shape`` and ``in_channels``; a data
+        module adds its own here (text data: ``vocab_size``, ``max_len``).
+        """
+        return {}
+
     def info(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
 

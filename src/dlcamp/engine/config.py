@@ -206,10 +206,11 @@ def unknown_key(key: str, known: list[str]) -> UsageError:
 
 
 def check_section(fn: Callable[..., Any], values: dict[str, Any], where: str, *,
-                  reserved: tuple[str, ...] = ()) -> dict[str, Any]:
+                  reserved: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict[str, Any]:
     """Check a section's arguments against ``fn``'s keyword parameters and type hints.
 
-    ``reserved`` parameters are filled by the engine, never by the recipe.
+    ``reserved`` parameters are filled by the engine, never by the recipe; ``optional``
+    ones the recipe may set, and the engine fills them from the data when it does not.
     """
     if accepts_any(fn):
         return dict(values)
@@ -224,7 +225,7 @@ def check_section(fn: Callable[..., Any], values: dict[str, Any], where: str, *,
             raise unknown_key(f"{where}.{key}", list(params))
         out[key] = coerce(value, hints.get(key, Any), f"{where}.{key}")
     for key, param in params.items():
-        if param.default is inspect_empty and key not in out:
+        if param.default is inspect_empty and key not in out and key not in optional:
             raise UsageError(f"{where}.{key} is required (e.g. --set {where}.{key}=...)")
     return out
 

@@ -11,6 +11,7 @@ usage error never leaves a directory behind.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import platform
@@ -30,6 +31,9 @@ from dlcamp.io import write_json, write_yaml
 
 CKPT = Path("checkpoints") / "last.ckpt"
 ENGINE_FILLED = ("model", "datamodule", "optim", "channels_last")  # task-builder args the engine passes
+# Model-builder args the engine fills from the data module when the recipe leaves them out
+# (``DataModule.model_facts`` adds the text ones).
+MODEL_FILLED = ("num_classes", "input_shape", "in_channels", "vocab_size", "max_len")
 
 
 def quiet_lightning() -> None:
@@ -81,7 +85,7 @@ def resolve(cfg: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any
     out["seed"] = seed
 
     name, args = _section(cfg, "model")
-    out["model"] = {"name": name, **check_section(MODELS.builder(name), args, "model")}
+    out["model"] = {"name": name, **check_section(MODELS.builder(name), args, "model", optional=MODEL_FILLED)}
     name, args = _section(cfg, "data")
     out["data"] = {"name": name, **check_section(DATASETS.builder(name), args, "data")}
     name, args = _section(cfg, "task")
@@ -161,10 +165,17 @@ def build(cfg: dict[str, Any]) -> Built:
     takes = signature_params(model_builder)
     filled = {"num_classes": dm.num_classes, "input_shape": list(dm.input_shape),
               "in_channels": dm.input_shape[0] if dm.input_shape else None}
+    # Facts beyond the image ones (a text data module's vocab_size, max_len, ...).
+    filled.update(dm.model_facts())
     for key, value in filled.items():
         if key in takes and key not in model_args and value:
             model_args[key] = value
             cfg["model"][key] = value
+    missing = [k for k in MODEL_FILLED if k in takes and k not in model_args
+               and takes[k].default is inspect.Parameter.empty]
+    if missing:
+        raise UsageError(f"model {cfg['model']['name']!r} needs {', '.join(missing)}, which data "
+                         f"{cfg['data']['name']!r} does not provide; choose data that does or set model.{missing[0]}")
     model = _call(f"model {cfg['model']['name']!r}", model_builder, **model_args)
     if cfg["trainer"].get("compile"):
         model.compile()
@@ -302,7 +313,14 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
 
     from dlcamp.io import write_bytes
 
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors, seen = {}, set()
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        # safetensors refuses tensors that share memory (tied input/output embeddings):
+        # the second name gets its own copy; loading puts the same values back in both.
+        ptr = value.untyped_storage().data_ptr()
+        tensors[key] = value.clone() if ptr in seen and value.numel() else value
+        seen.add(ptr)
     write_bytes(path, save(tensors))
 
 

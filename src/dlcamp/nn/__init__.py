@@ -35,3 +35,15 @@ __all__ += ["MultiheadAttention", "scaled_dot_product_attention"]
 from dlcamp.nn.masked import MaskedConv2d, raster_mask  # noqa: E402
 
 __all__ += ["MaskedConv2d", "raster_mask"]
+
+# Transformer week: positional encodings, encoder and decoder layers (issue 6).
+from dlcamp.nn.positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding  # noqa: E402
+from dlcamp.nn.transformer import (  # noqa: E402
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+
+__all__ += ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TransformerDecoder",
+            "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer"]

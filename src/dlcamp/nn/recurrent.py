@@ -7,6 +7,9 @@ Papers:
   Computation, 1997 (the forget gate is from Gers, Schmidhuber and Cummins, 2000).
 * GRU: "Learning Phrase Representations using RNN Encoder-Decoder for Statistical
   Machine Translation", Kyunghyun Cho et al., 2014, arXiv:1406.1078.
+* LSTM with projections (``proj_size``): "Long Short-Term Memory Recurrent Neural
+  Network Architectures for Large Scale Acoustic Modeling", Haşim Sak, Andrew Senior
+  and Françoise Beaufays, Interspeech 2014, arXiv:1402.1128.
 
 Intuition: a recurrent network reads a sequence one step at a time and carries a hidden
 state h_t = f(x_t, h_{t-1}) forward, with the same weights at every step. Trained by
@@ -27,6 +30,7 @@ Equations (torch.nn's conventions; W_i* act on x, W_h* on h, each with its own b
     LSTM:  i, f, g, o = chunks of (W_ih x + b_ih + W_hh h + b_hh)   (gate order i f g o)
            c' = sigmoid(f) * c + sigmoid(i) * tanh(g)
            h' = sigmoid(o) * tanh(c')
+           with proj_size = P > 0: h' = W_hr (sigmoid(o) * tanh(c'))   (P < H)
     GRU:   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)              (gate order r z n)
            z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
            n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
@@ -36,10 +40,18 @@ Parameter names, shapes, constructor arguments and forward signatures match
 ``torch.nn.RNN/LSTM/GRU`` and ``torch.nn.RNNCell/LSTMCell/GRUCell``, so state dicts
 move both ways with ``strict=True``. Layers accept a ``PackedSequence`` (sequences of
 unequal lengths) and then return one; the final states are taken at each sequence's
-true length. ``proj_size`` (LSTM projections) is not implemented.
+true length.
+
+LSTM projections (Sak et al. 2014): the recurrent matrix W_hh is 4H x H, the bulk of an
+LSTM's parameters and compute when H is large. With ``proj_size = P < H`` the layer
+keeps its H-wide cell but shows (and feeds back) only a learned P-dimensional
+projection of it, h = W_hr (o * tanh(c)), so W_hh shrinks to 4H x P and the next
+layer's input to D*P. Then h0 / h_n and the output have P features (c0 / c_n keep H),
+and each layer and direction gains a ``weight_hr`` (P, H), as in torch.nn.LSTM.
 
 Shapes: T time, B batch, I input size, H hidden size, L num_layers, D directions
-(2 if bidirectional else 1), G gates (1 RNN, 4 LSTM, 3 GRU).
+(2 if bidirectional else 1), G gates (1 RNN, 4 LSTM, 3 GRU), P LSTM projection size
+(``proj_size``; where it is 0, read H for P).
 """
 
 from __future__ import annotations
@@ -71,15 +83,22 @@ def _rnn_step(
 
 
 def _lstm_step(
-    input_proj: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor, b_hh: Optional[Tensor]
+    input_proj: Tensor,
+    state: tuple[Tensor, Tensor],
+    w_hh: Tensor,
+    b_hh: Optional[Tensor],
+    w_hr: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
-    h, c = state
-    gates = input_proj + F.linear(h, w_hh, b_hh)  # (B, 4H)
+    h, c = state  # h (B, P), c (B, H)
+    gates = input_proj + F.linear(h, w_hh, b_hh)  # (B, P) @ (P, 4H) -> (B, 4H)
     i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
     # Additive cell update: along c the step Jacobian is sigmoid(f), not a matrix
     # product through a squashing nonlinearity, which is what keeps gradients alive.
     c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h_next = torch.sigmoid(o) * torch.tanh(c_next)
+    h_next = torch.sigmoid(o) * torch.tanh(c_next)  # (B, H)
+    if w_hr is not None:
+        # Projection (Sak et al. 2014): only P < H numbers leave the cell and recur.
+        h_next = F.linear(h_next, w_hr)  # (B, H) @ (H, P) -> (B, P)
     return h_next, c_next
 
 
@@ -209,8 +228,20 @@ class _RNNBase(nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__()
+        if proj_size < 0:
+            raise ValueError(
+                f"proj_size should be a positive integer or zero to disable projections, got {proj_size}"
+            )
+        if proj_size >= hidden_size and proj_size > 0:
+            raise ValueError(
+                f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} >= "
+                f"hidden_size={hidden_size}"
+            )
+        if proj_size > 0 and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         if not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout must be in [0, 1], got {dropout}")
         if num_layers < 1:
@@ -223,21 +254,25 @@ class _RNNBase(nn.Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
+        self.proj_size = proj_size
         num_directions = 2 if bidirectional else 1
         gate_size = _NUM_GATES[mode] * hidden_size
+        output_size = proj_size if proj_size > 0 else hidden_size  # P, the width of h
         # Registration order matches torch (per layer, per direction: w_ih, w_hh, b_ih,
-        # b_hh), so state_dict keys come out in the same order.
+        # b_hh, w_hr), so state_dict keys come out in the same order.
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * num_directions
+            layer_input = input_size if layer == 0 else output_size * num_directions
             for direction in range(num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
                 params = {
-                    f"weight_ih{suffix}": torch.empty(gate_size, layer_input),  # (G*H, I or D*H)
-                    f"weight_hh{suffix}": torch.empty(gate_size, hidden_size),  # (G*H, H)
+                    f"weight_ih{suffix}": torch.empty(gate_size, layer_input),  # (G*H, I or D*P)
+                    f"weight_hh{suffix}": torch.empty(gate_size, output_size),  # (G*H, P)
                 }
                 if bias:
                     params[f"bias_ih{suffix}"] = torch.empty(gate_size)  # (G*H,)
                     params[f"bias_hh{suffix}"] = torch.empty(gate_size)  # (G*H,)
+                if proj_size > 0:
+                    params[f"weight_hr{suffix}"] = torch.empty(proj_size, hidden_size)  # (P, H)
                 for name, value in params.items():
                     self.register_parameter(name, nn.Parameter(value))
         self.reset_parameters()
@@ -247,6 +282,8 @@ class _RNNBase(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size != 0:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -261,20 +298,27 @@ class _RNNBase(nn.Module):
 
     def _weights(
         self, layer: int, direction: int
-    ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
+    ) -> tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction; absent ones are None."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         return (
             getattr(self, f"weight_ih{suffix}"),
             getattr(self, f"weight_hh{suffix}"),
             getattr(self, f"bias_ih{suffix}", None),
             getattr(self, f"bias_hh{suffix}", None),
+            getattr(self, f"weight_hr{suffix}", None),
         )
 
     def _step(
-        self, input_proj: Tensor, state: tuple[Tensor, ...], w_hh: Tensor, b_hh: Optional[Tensor]
+        self,
+        input_proj: Tensor,
+        state: tuple[Tensor, ...],
+        w_hh: Tensor,
+        b_hh: Optional[Tensor],
+        w_hr: Optional[Tensor],
     ) -> tuple[Tensor, ...]:
         if self.mode == "LSTM":
-            return _lstm_step(input_proj, state, w_hh, b_hh)  # type: ignore[arg-type]
+            return _lstm_step(input_proj, state, w_hh, b_hh, w_hr)  # type: ignore[arg-type]
         if self.mode == "GRU":
             return (_gru_step(input_proj, state[0], w_hh, b_hh),)
         return (_rnn_step(input_proj, state[0], w_hh, b_hh, self.mode == "RNN_RELU"),)
@@ -285,12 +329,14 @@ class _RNNBase(nn.Module):
         state: tuple[Tensor, ...],
         w_hh: Tensor,
         b_hh: Optional[Tensor],
+        w_hr: Optional[Tensor],
         valid: Optional[Tensor],
         reverse: bool,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Unroll one layer in one direction.
 
-        input_proj (T, B, G*H); state tuple of (B, H); valid (T, B, 1) bool or None.
+        input_proj (T, B, G*H); state tuple of h (B, P) (and c (B, H)); valid (T, B, 1)
+        bool or None.
         Where a step is padding (t >= length) the state is carried unchanged and the
         output is zero. Going forward this freezes the state after the last real step;
         going in reverse it keeps h0 until step length - 1, so each sequence's reverse
@@ -299,16 +345,16 @@ class _RNNBase(nn.Module):
         steps = range(input_proj.shape[0] - 1, -1, -1) if reverse else range(input_proj.shape[0])
         outputs: list[Tensor] = [None] * input_proj.shape[0]  # type: ignore[list-item]
         for t in steps:
-            new_state = self._step(input_proj[t], state, w_hh, b_hh)
+            new_state = self._step(input_proj[t], state, w_hh, b_hh, w_hr)
             if valid is not None:
                 new_state = tuple(
                     torch.where(valid[t], new, old) for new, old in zip(new_state, state)
                 )
-                outputs[t] = new_state[0] * valid[t]  # zero at padding, (B, H)
+                outputs[t] = new_state[0] * valid[t]  # zero at padding, (B, P)
             else:
                 outputs[t] = new_state[0]
             state = new_state
-        return torch.stack(outputs), state  # (T, B, H)
+        return torch.stack(outputs), state  # (T, B, P)
 
     def _forward(self, input, hx: Optional[tuple[Tensor, ...]]):
         num_directions = 2 if self.bidirectional else 1
@@ -329,14 +375,15 @@ class _RNNBase(nn.Module):
             raise ValueError("input sequence must have at least one time step")
 
         n_state = 2 if self.mode == "LSTM" else 1
+        # h is P wide when projected, the LSTM's cell state c always H wide.
+        state_sizes = (self.proj_size or self.hidden_size, self.hidden_size)[:n_state]
         if hx is None:
-            zeros = x.new_zeros(self.num_layers * num_directions, B, self.hidden_size)
-            # zeros: (L*D, B, H)
-            hx = (zeros,) * n_state
+            # zeros: h (L*D, B, P) (and c (L*D, B, H))
+            hx = tuple(x.new_zeros(self.num_layers * num_directions, B, size) for size in state_sizes)
         elif not batched:
             hx = tuple(h.unsqueeze(1) for h in hx)  # (L*D, H) -> (L*D, 1, H)
-        for h in hx:
-            expected = (self.num_layers * num_directions, B, self.hidden_size)
+        for h, size in zip(hx, state_sizes):
+            expected = (self.num_layers * num_directions, B, size)
             if tuple(h.shape) != expected:
                 raise ValueError(f"expected hidden state of shape {expected}, got {tuple(h.shape)}")
 
@@ -353,18 +400,18 @@ class _RNNBase(nn.Module):
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
             direction_outputs = []
             for direction in range(num_directions):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, direction)
                 idx = layer * num_directions + direction
                 input_proj = F.linear(layer_input, w_ih, b_ih)  # (T, B, G*H), all steps at once
                 out, state = self._run_direction(
-                    input_proj, tuple(h[idx] for h in hx), w_hh, b_hh, valid, reverse=direction == 1
+                    input_proj, tuple(h[idx] for h in hx), w_hh, b_hh, w_hr, valid, reverse=direction == 1
                 )
                 direction_outputs.append(out)
                 final_states.append(state)
-            layer_input = torch.cat(direction_outputs, dim=-1)  # (T, B, D*H)
+            layer_input = torch.cat(direction_outputs, dim=-1)  # (T, B, D*P)
 
-        output = layer_input  # (T, B, D*H)
-        # h_n (and c_n): (L*D, B, H), layer-major then direction, as torch orders them.
+        output = layer_input  # (T, B, D*P)
+        # h_n (L*D, B, P) (and c_n (L*D, B, H)), layer-major then direction, as torch orders them.
         h_n = tuple(torch.stack([s[k] for s in final_states]) for k in range(n_state))
 
         if packed:
@@ -372,14 +419,14 @@ class _RNNBase(nn.Module):
             if sorted_indices is not None:
                 output = output.index_select(1, sorted_indices)  # to descending-length order
                 lengths = lengths.index_select(0, sorted_indices.to(lengths.device))
-            # data: (sum(lengths), D*H), packed step by step like the input.
+            # data: (sum(lengths), D*P), packed step by step like the input.
             data = pack_padded_sequence(output, lengths, enforce_sorted=True).data
             output = PackedSequence(data, input.batch_sizes, sorted_indices, input.unsorted_indices)
         elif not batched:
-            output = output.squeeze(1)  # (T, D*H)
-            h_n = tuple(h.squeeze(1) for h in h_n)  # (L*D, H)
+            output = output.squeeze(1)  # (T, D*P)
+            h_n = tuple(h.squeeze(1) for h in h_n)  # (L*D, P) (c_n: (L*D, H))
         elif self.batch_first:
-            output = output.transpose(0, 1)  # (B, T, D*H)
+            output = output.transpose(0, 1)  # (B, T, D*P)
         return output, h_n
 
 
@@ -415,7 +462,12 @@ class RNN(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """Multi-layer LSTM. forward(input, (h0, c0)) -> (output, (h_n, c_n)), states (L*D, B, H)."""
+    """Multi-layer LSTM, optionally with projections (``proj_size`` = P, 0 < P < H).
+
+    forward(input, (h0, c0)) -> (output, (h_n, c_n)); h0 / h_n (L*D, B, P), c0 / c_n
+    (L*D, B, H), output (T, B, D*P) (or (B, T, D*P) / PackedSequence); P = H when
+    ``proj_size`` is 0.
+    """
 
     def __init__(
         self,
@@ -426,9 +478,11 @@ class LSTM(_RNNBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
+        proj_size: int = 0,
     ) -> None:
         super().__init__(
-            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
+            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            proj_size,
         )
 
     def forward(self, input, hx: Optional[tuple[Tensor, Tensor]] = None):
