@@ -159,6 +159,42 @@ def generative_section(out: Path, quick: bool) -> tuple[str, str]:
     return "Likelihood models: NADE, PixelCNN, PixelRNN, VAE", html
 
 
+# The sequence week: (recipe, overrides in the tour, overrides in the quick tour).
+SEQUENCE_TOUR = [
+    ("transformer-dates", ["trainer.max_epochs=1"], ["trainer.max_epochs=1", "trainer.limit_train_batches=40"]),
+    ("gru-attention-dates", ["trainer.max_epochs=1"], ["trainer.max_epochs=1", "trainer.limit_train_batches=40"]),
+    ("lstm-reber", ["trainer.max_epochs=8", "data.min_length=10", "data.max_length=20"],
+     ["trainer.max_epochs=1", "data.min_length=10", "data.max_length=20"]),
+    ("transformer-stdlib", ["trainer.max_steps=150"], ["trainer.max_steps=20"]),
+]
+
+
+@SECTIONS.register("sequence")
+def sequence_section(out: Path, quick: bool) -> tuple[str, str]:
+    """Sequence models: date normalisation with attention, the Reber grammar, a character LM's samples."""
+    from dlcamp.engine.run import resolve
+    from dlcamp.recipes import get_recipe
+    from dlcamp.report.html import img_tag, table
+
+    rows, figures = [], []
+    for recipe, overrides, quick_overrides in SEQUENCE_TOUR:
+        summary = _train(recipe, out, quick_overrides if quick else overrides)
+        cfg = resolve(get_recipe(recipe))
+        metrics = {k.removeprefix("test/"): round(v, 4) for k, v in summary["metrics"].items() if k.startswith("test/")}
+        rows.append({"recipe": recipe, "model": summary["model"], "data": summary["dataset"],
+                     "trained here": f"{summary['steps']} steps, {summary['train_seconds']:.0f} s",
+                     "test metrics": ", ".join(f"{k} {v}" for k, v in metrics.items()),
+                     "full recipe measured": (cfg.get("expect") or {}).get("measured") or "—"})
+        figures += sorted(p for p in (out / recipe / "figures").glob("*.png") if p.stem != "curves")
+    html = ("<p>Sequence models on data generated here: dates written in many forms normalised to ISO by a "
+            "Transformer and by a GRU with attention (their attention maps show which source characters each "
+            "output character read); the embedded Reber grammar, where an LSTM must carry one symbol across the "
+            "string; and a character-level Transformer on the Python standard library's own source. The tour's "
+            "budgets are short; BENCHMARKS.md has each recipe at its full budget.</p>")
+    html += table(rows) + "".join(img_tag(p, f"{p.parent.parent.name}: {p.stem}") for p in figures)
+    return "Sequence models: RNN, LSTM, GRU, attention, Transformers", html
+
+
 def _optim_label(run_dir: Path) -> str:
     import yaml
 

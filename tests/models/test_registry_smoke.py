@@ -34,6 +34,9 @@ TINY: dict[str, tuple[dict, tuple[int, ...]]] = {
     "vgg11_small": ({"width_mult": 0.25, "hidden": 32}, (3, 32, 32)),
     "vgg16_small": ({"width_mult": 0.25, "hidden": 32}, (3, 32, 32)),
     "googlenet_small": ({"width_mult": 0.25}, (3, 32, 32)),
+    "vit_digits32": ({"dim": 16, "depth": 2, "num_heads": 2, "mlp_dim": 32}, (1, 32, 32)),
+    # B/16 at full width and depth on 32x32 images: 2x2 patches + the class token.
+    "vit_b_16": ({"image_size": 32}, (3, 32, 32)),
 }
 
 
@@ -51,7 +54,7 @@ def _family(family: str) -> list[str]:
 
 
 def test_every_model_belongs_to_a_tested_family():
-    assert set(list_models()) == set(_family("classification")) | set(_family("generative"))
+    assert set(list_models()) == set(_family("classification")) | set(_family("generative")) | set(_family("sequence"))
 
 
 @pytest.mark.parametrize("name", _family("classification"))
@@ -99,3 +102,45 @@ def test_generative_model_defaults_train_and_sample(name):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     assert model.log_prob(x, condition).shape == (3,)
     assert model.sample(2, condition=condition[:2] if condition is not None else None).shape == (2, 1, 8, 8)
+
+
+# Sequence models: name -> (tiny builder kwargs, kind). Every builder takes vocab_size.
+SEQUENCE_TINY = {
+    "ngram": ({"order": 3}, "lm"),
+    "char_lm": ({"hidden": 16, "embed_dim": 8, "num_layers": 1, "max_len": 12}, "lm"),
+    "seq2seq_gru": ({"hidden": 16, "embed_dim": 8}, "seq2seq"),
+    "seq2seq_transformer": ({"d_model": 16, "nhead": 2, "dim_feedforward": 32, "max_len": 12}, "seq2seq"),
+    "rnn_classifier": ({"hidden": 16, "embed_dim": 8, "num_classes": 3}, "classify"),
+    "transformer_classifier": ({"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32, "max_len": 12,
+                                "num_classes": 3}, "classify"),
+}
+
+
+def test_every_sequence_model_has_a_tiny_build():
+    assert set(SEQUENCE_TINY) == set(_family("sequence"))
+
+
+@pytest.mark.parametrize("name", _family("sequence"))
+def test_sequence_model_forward_backward(name):
+    torch.manual_seed(0)
+    kwargs, kind = SEQUENCE_TINY[name]
+    V = 11
+    model = get_model(name, vocab_size=V, **kwargs)
+    x = torch.randint(4, V, (3, 12))
+    x[0, 9:] = 0  # right padding
+    if kind == "lm":
+        if getattr(model, "count_based", False):
+            model.observe(x[:, :-1], x[:, 1:])
+        out = model(x)
+        assert out.shape == (3, 12, V)
+    elif kind == "seq2seq":
+        out = model(x, x[:, :7])
+        assert out.shape == (3, 7, V)
+    else:
+        out = model(x)
+        assert out.shape == (3, 3)
+    assert torch.isfinite(out).all()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if params:  # the n-gram has none: it counts
+        out.float().square().mean().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
