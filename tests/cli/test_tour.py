@@ -17,6 +17,12 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
         assert (out / recipe / "figures" / "samples.png").exists(), recipe
         assert f"samples: {recipe}" in html
     assert "test NLL (nats)" in html
+    assert html.index("Likelihood models") < html.index("Sequence models")
+    for recipe, figure in (("gru-attention-dates", "cross_attention.png"), ("gru-dates", "examples.png"),
+                           ("lstm-reber", "accuracy_by_length.png"), ("transformer-stdlib", "samples.png"),
+                           ("transformer-stdlib", "self_attention.png")):
+        assert (out / recipe / "figures" / figure).exists(), (recipe, figure)
+        assert f"{recipe}: {figure[:-4]}" in html
     for optimizer in ("sgd", "adagrad", "adadelta", "rmsprop", "adam ", "adamw"):
         assert optimizer in html, optimizer
     assert html.count("data:image/png;base64,") >= 4  # curves, confusion, predictions, optimizer comparison

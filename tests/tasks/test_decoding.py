@@ -45,11 +45,11 @@ def log_prob(model: TableModel, src: torch.Tensor, tokens: list[int]) -> float:
 
 
 def exhaustive(model: TableModel, src: torch.Tensor, max_len: int) -> tuple[list[int], float]:
-    """The most probable output of at most ``max_len`` tokens (ending in EOS, or cut at max_len)."""
+    """The most probable finished output: at most ``max_len`` tokens, the last one EOS."""
     best, best_lp = None, float("-inf")
     for n in range(1, max_len + 1):
         for body in itertools.product([3, 4], repeat=n - 1):
-            for last in ([EOS] if n < max_len else [EOS, 3, 4]):
+            for last in [EOS]:
                 seq = list(body) + [last]
                 lp = log_prob(model, src, seq)
                 if lp > best_lp:

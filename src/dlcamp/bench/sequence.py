@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from dlcamp.bench import register_benchmark
 
 REBER_CELLS = ("rnn", "lstm", "gru")
-REBER_DISTANCES = ((5, 10), (20, 30), (50, 60), (100, 120))
+REBER_DISTANCES = ((5, 10), (10, 20), (20, 30), (40, 50))
 CHARLM_RECIPES = ["ngram-stdlib", "lstm-stdlib", "transformer-stdlib"]
 DATES_RECIPES = ["transformer-dates", "gru-attention-dates", "gru-dates"]
 VIT_RECIPES = ["vit-digits32", "resnet20-digits32"]

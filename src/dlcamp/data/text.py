@@ -374,8 +374,9 @@ class LineInputs:
             raise UsageError(f"source {text!r} has characters outside the vocabulary: {''.join(unknown)!r}")
         return _encode_padded(self.vocab, [text], self.source_len)[0]
 
-    def load_input(self, path: Path) -> torch.Tensor:
-        """The non-empty lines of a text file, each a source string, as LongTensor[N, S]."""
+    @staticmethod
+    def read_lines(path: Path) -> list[str]:
+        """The non-empty lines of a text file, stripped; UsageError if there are none."""
         path = Path(path)
         if not path.is_file():
             raise DataNotFoundError(f"no text file at {path}")
@@ -383,7 +384,11 @@ class LineInputs:
         lines = [line for line in lines if line]
         if not lines:
             raise UsageError(f"{path} has no source lines; write one source string per line")
-        return torch.stack([self.encode_source(line) for line in lines])
+        return lines
+
+    def load_input(self, path: Path) -> torch.Tensor:
+        """The non-empty lines of a text file, each a source string, as LongTensor[N, S]."""
+        return torch.stack([self.encode_source(line) for line in self.read_lines(path)])
 
 
 

@@ -10,9 +10,10 @@ maximises log p(y | x) = sum_t log p(y_t | y_<t, x):
 - beam search (e.g. Sutskever et al. 2014, arXiv:1409.3215): keep the ``beam_size``
   best partial outputs at every step; each grows by every token, and the best
   ``beam_size`` of the beam_size × V candidates survive. A finished hypothesis (it
-  emitted EOS) stays in the beam with its score frozen. The winner is the best by
-  score / length^alpha (``length_penalty`` alpha; 0 = raw log-probability, which
-  favours short outputs when lengths differ).
+  emitted EOS) stays in the beam with its score frozen. The winner is the best finished
+  hypothesis by score / length^alpha (``length_penalty`` alpha; 0 = raw log-probability,
+  which favours short outputs when lengths differ); one cut off at ``max_len`` wins only
+  when none finished.
 
 The model interface (``dlcamp.models.sequence.seq2seq``): ``encode(src) -> memory``, a
 tuple of tensors with the batch first, and ``decode(memory, prefix) -> logits (B, T, V)``
@@ -36,9 +37,9 @@ __all__ = ["beam_search", "greedy_decode"]
 def _next_log_probs(model, memory: tuple[Tensor, ...], seqs: Tensor) -> Tensor:
     """log p(next | prefix) (N, V) with PAD and BOS ruled out: they are never generated."""
     logits = model.decode(memory, seqs)[:, -1].float()
-    logits[:, PAD] = float("-inf")
-    logits[:, BOS] = float("-inf")
-    return logits.log_softmax(-1)  # renormalised over the tokens that may come
+    banned = torch.zeros(logits.size(-1), dtype=torch.bool, device=logits.device)
+    banned[[PAD, BOS]] = True
+    return logits.masked_fill(banned, float("-inf")).log_softmax(-1)  # renormalised over the tokens that may come
 
 
 @torch.no_grad()
@@ -84,5 +85,9 @@ def beam_search(model, src: Tensor, *, max_len: int, beam_size: int = 4, length_
         if bool(finished.all()):
             break
     lengths = (seqs[:, 1:] != PAD).sum(1).clamp(min=1).float().reshape(B, K)
-    best = (scores / lengths.pow(length_penalty)).argmax(1)  # (B,)
+    final = scores / lengths.pow(length_penalty)
+    # A hypothesis cut off at max_len is incomplete: it wins only when none finished.
+    done = finished.reshape(B, K)
+    final = torch.where(done | ~done.any(1, keepdim=True), final, torch.full_like(final, float("-inf")))
+    best = final.argmax(1)  # (B,)
     return seqs.reshape(B, K, -1)[torch.arange(B, device=device), best, 1:]

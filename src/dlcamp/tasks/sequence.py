@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from dlcamp.tasks import register_task
 from dlcamp.tasks.base import Task
 from dlcamp.tasks.classification import ClassificationTask
-from dlcamp.tasks.decoding import PAD, beam_search, greedy_decode
+from dlcamp.tasks.decoding import BOS, PAD, beam_search, greedy_decode
 
 LN2 = math.log(2)
 SAMPLE_SEED = 0
@@ -41,14 +41,15 @@ SAMPLE_SEED = 0
 @contextmanager
 def keep_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
     """Switch on ``keep_attention`` in every attention layer of ``model``; yield those layers."""
-    layers = [m for m in model.modules() if hasattr(m, "keep_attention")]
+    layers = [m for m in model.modules() if isinstance(getattr(m, "keep_attention", None), bool)]
+    before = [m.keep_attention for m in layers]
     for m in layers:
         m.keep_attention = True
     try:
         yield layers
     finally:
-        for m in layers:
-            m.keep_attention = False
+        for m, flag in zip(layers, before):
+            m.keep_attention = flag
 
 
 def _token_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
@@ -80,6 +81,12 @@ class LanguageModelTask(Task):
         self.sample_temperatures = [float(t) for t in sample_temperatures]
         self.sample_length, self.prompt = int(sample_length), prompt
 
+    def on_fit_start(self) -> None:
+        if self.count_based and self.trainer.world_size > 1:
+            from dlcamp.errors import UsageError
+
+            raise UsageError("a count-based model (ngram) is fitted in one process; set trainer.devices=1")
+
     def configure_optimizers(self):
         if self.count_based:
             return None  # counting needs no optimizer
@@ -88,7 +95,10 @@ class LanguageModelTask(Task):
     def training_step(self, batch, batch_idx):
         x, y = batch
         if self.count_based:
-            self.model.observe(x, y)
+            # Count the training text once: Witten-Bell is not scale-invariant, so counting
+            # it again each epoch would change the smoothing, not add information.
+            if self.current_epoch == 0:
+                self.model.observe(x, y)
             return None
         loss = _token_loss(self.model(x), y)
         self.check_finite(loss)
@@ -165,7 +175,9 @@ def _attention_figures(model: nn.Module, run, source: list[str], target: list[st
         last = layers[-1]
         paths = []
         rows = target if target is not None else source
-        for kind, keys in (("self", rows), ("cross", source)):
+        # A decoder's self-attention keys are what it read: BOS, then its outputs shifted by one.
+        read = rows if target is None else ["<bos>"] + target[:-1]
+        for kind, keys in (("self", read), ("cross", source)):
             weights = getattr(last, f"{kind}_attention_weights", None)
             if weights is None:
                 continue
@@ -188,6 +200,12 @@ def language_model(*, model: nn.Module, datamodule: Any, optim: dict[str, Any],
         raise ValueError(f"task.sample_temperatures must be > 0, got {list(sample_temperatures)}")
     if sample_length < 1:
         raise ValueError(f"task.sample_length must be >= 1, got {sample_length}")
+    if getattr(model, "count_based", False):
+        import warnings
+
+        # Counting runs no optimizer and returns no loss, on purpose: Lightning need not say so.
+        warnings.filterwarnings("ignore", message=r".*configure_optimizers.*returned `None`")
+        warnings.filterwarnings("ignore", message=r".*training_step.*returned `None`")
     return LanguageModelTask(model, optim=optim, vocab=datamodule.vocab, sample_temperatures=sample_temperatures,
                              sample_length=sample_length, prompt=prompt)
 
@@ -274,7 +292,7 @@ class Seq2SeqTask(Task):
         # the attention map of one example: the model decodes its own (greedy) output
         i = order[-1] if order else 0
         s_len = int((src[i] != PAD).sum())
-        prefix = torch.cat([torch.tensor([1], device=self.device), pred[i][pred[i] != PAD]])
+        prefix = torch.cat([torch.tensor([BOS], device=self.device), pred[i][pred[i] != PAD]])
         source = [self.vocab.itos[t] for t in src[i, :s_len].tolist()]
         target = [self.vocab.itos[t] for t in prefix[1:].tolist()]
 
@@ -298,7 +316,7 @@ class Seq2SeqTask(Task):
 
         rows = [["file", "source", "output"]]
         for path in inputs:
-            lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines = datamodule.read_lines(Path(path))
             src = datamodule.load_input(Path(path)).to(self.device)
             pred = self.decode(src, self.beam_size)
             rows += [[str(path), line, self.vocab.decode(p.tolist())] for line, p in zip(lines, pred)]
@@ -353,7 +371,7 @@ class SequenceClassificationTask(ClassificationTask):
         rows = [["file", "sequence", "class", "probability"]]
         names = list(datamodule.class_names)
         for path in inputs:
-            lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines = datamodule.read_lines(Path(path))
             x = datamodule.load_input(Path(path))
             probs = torch.softmax(self.predict_logits([(x, torch.zeros(len(x), dtype=torch.long))])[0], dim=1)
             for line, p in zip(lines, probs):

@@ -56,13 +56,13 @@ class RowLSTM(nn.Module):
         self.state_to_state = nn.Conv1d(hidden, 4 * hidden, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, height, width = x.shape
+        b, _, _, width = x.shape
         gates_in = self.input_to_state(x)  # (B, 4h, H, W), each row only reads x up to column j
         h = x.new_zeros(b, self.hidden, width)
         c = torch.zeros_like(h)
         rows = []
-        for r in range(height):
-            h, c = _lstm_update(gates_in[:, :, r] + self.state_to_state(h), c)
+        for gates_row in gates_in.unbind(2):  # unbind: one backward op (indexing would write a zero map per row)
+            h, c = _lstm_update(gates_row + self.state_to_state(h), c)
             rows.append(h)
         return torch.stack(rows, dim=2)  # (B, h, H, W)
 
@@ -96,8 +96,8 @@ class DiagonalLSTM(nn.Module):
         h = x.new_zeros(b, self.hidden, height)
         c = torch.zeros_like(h)
         columns = []
-        for col in range(gates_in.shape[3]):
-            h, c = _lstm_update(gates_in[..., col] + self.state_to_state(F.pad(h, (1, 0))), c)
+        for gates_col in gates_in.unbind(3):
+            h, c = _lstm_update(gates_col + self.state_to_state(F.pad(h, (1, 0))), c)
             columns.append(h)
         return unskew(torch.stack(columns, dim=3), width)  # (B, h, H, W)
 

@@ -44,6 +44,9 @@ from dlcamp.models import register_model
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
+NUM_SPECIAL = 4  # ids 0..3: PAD, BOS, EOS, UNK
+
+
 def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw one token per row from logits (B, V) -> (B,).
@@ -53,11 +56,15 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     """
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None, got {top_k}")
+    # The special ids (PAD, BOS, EOS, UNK of dlcamp.data.text.Vocab) are never generated:
+    # an EOS would end the decoded text early, a PAD or UNK is no character.
+    logits = logits.float().clone()
+    logits[:, :NUM_SPECIAL] = float("-inf")
     if top_k == 1:
         return logits.argmax(-1)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}; use top_k=1 for greedy decoding")
-    logits = logits.float() / temperature
+    logits = logits / temperature
     if top_k is not None and top_k < logits.size(-1):
         kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1), the k-th largest logit
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -32,7 +32,9 @@ One interface for both (what greedy and beam search need):
     decode(memory, tgt_in (B, T)) -> logits (B, T, V)      (the whole prefix, causal)
     forward(src, tgt_in) = decode(encode(src), tgt_in)
     cross_attention() -> (B, T, S) weights of the last decode (heads averaged, last
-        decoder layer for the Transformer), or None without attention
+        decoder layer for the Transformer, whose layers keep their weights only while
+        their ``keep_attention`` is on: it costs the fused kernel), or None without
+        attention
 
 Token ids: PAD = 0 (right padding; PAD source positions are masked everywhere), BOS = 1
 starts ``tgt_in``.
@@ -163,8 +165,8 @@ class GRUSeq2Seq(Seq2Seq):
     def encode(self, src: torch.Tensor) -> Memory:
         """src (B, S) -> (s_0 (B, L, H), states (B, S, D*H), keys (B, S, A), mask (B, S))."""
         B, S = src.shape
-        mask = src != PAD  # (B, S), True = real token
-        lengths = mask.sum(1).clamp(min=1)  # an all-PAD source reads one PAD rather than nothing
+        lengths = (src != PAD).sum(1).clamp(min=1)  # an all-PAD source reads one PAD rather than nothing
+        mask = torch.arange(S, device=src.device)[None, :] < lengths[:, None]  # (B, S), True = read
         emb = self.dropout(self.embed(src))  # (B, S, E)
         # Packing stops each direction at the sequence's own end, so trailing PAD never
         # reaches a state: the encoding is the same however much padding follows.
@@ -183,8 +185,8 @@ class GRUSeq2Seq(Seq2Seq):
         state = initial.transpose(0, 1).contiguous()  # (L, B, H)
         emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
         logits, weights = [], []
-        for t in range(tgt_in.size(1)):
-            features = [emb[:, t]]  # (B, E)
+        for emb_t in emb.unbind(1):  # unbind: one backward op, where emb[:, t] would write T zero-filled grads
+            features = [emb_t]  # (B, E)
             if self.attention is not None:
                 # The query is s_{t-1}: where to look is decided before reading y_{t-1} (Bahdanau).
                 context, attn = self.attention(state[-1], keys, states, mask)  # (B, D*H), (B, S)
@@ -192,7 +194,7 @@ class GRUSeq2Seq(Seq2Seq):
                 weights.append(attn)
             output, state = self.decoder(torch.cat(features, -1).unsqueeze(1), state)  # (B, 1, H), (L, B, H)
             contexts = features[1:]  # [c_t] with attention, [] without
-            deep = torch.tanh(self.pre_output(torch.cat([output.squeeze(1), *contexts, emb[:, t]], -1)))  # (B, H)
+            deep = torch.tanh(self.pre_output(torch.cat([output.squeeze(1), *contexts, emb_t], -1)))  # (B, H)
             logits.append(self.output(self.dropout(deep)))  # (B, V)
         self._attention = torch.stack(weights, 1).detach() if weights else None  # (B, T, S)
         return torch.stack(logits, 1)  # (B, T, V)
@@ -228,8 +230,6 @@ class TransformerSeq2Seq(Seq2Seq):
         self.decoder = dnn.TransformerDecoder(
             [dnn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True,
                                          norm_first=norm_first) for _ in range(num_decoder_layers)], norm=final_norm())
-        # The last layer's cross-attention is what cross_attention() shows (costs that layer the fused kernel).
-        self.decoder.layers[-1].keep_attention = True
         self.output = nn.Linear(d_model, vocab_size, bias=False)
         if tie_weights:
             self.output.weight = self.embed.weight
