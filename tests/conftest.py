@@ -41,3 +41,17 @@ TINY = ["--set", "trainer.max_epochs=2", "--set", "model.width=32", "--set", "tr
 @pytest.fixture
 def tiny():
     return list(TINY)
+
+
+def _check_usage_error(proc, *words):
+    """A user's mistake: exit status 2, one line on stderr (no traceback) naming ``words``."""
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture
+def usage_error():
+    return _check_usage_error

@@ -10,14 +10,6 @@ import math
 import pytest
 
 
-def _usage_error(proc, *words):
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
 def _corpus(tmp_path):
     root = tmp_path / "corpus"
     root.mkdir()
@@ -30,7 +22,7 @@ SEQ2SEQ_TINY = ["--set", "data.n_train=256", "--set", "data.n_val=32", "--set", 
                 "--set", "trainer.max_epochs=1"]
 
 
-def test_seq2seq_run_reports_exact_match_by_greedy_and_beam_and_predicts_files(cli, tmp_path):
+def test_seq2seq_run_reports_exact_match_by_greedy_and_beam_and_predicts_files(cli, tmp_path, usage_error):
     run = tmp_path / "dates"
     proc = cli("train", "transformer-dates", "-o", str(run), *SEQ2SEQ_TINY, "--set", "model.d_model=16",
                "--set", "model.dim_feedforward=32", "--set", "task.beam_size=2")
@@ -57,7 +49,7 @@ def test_seq2seq_run_reports_exact_match_by_greedy_and_beam_and_predicts_files(c
 
     bad = tmp_path / "bad.txt"
     bad.write_text("21 November 2026 ☃\n")
-    _usage_error(cli("predict", str(run), str(bad), "-o", str(tmp_path / "bad.csv")), "vocabulary")
+    usage_error(cli("predict", str(run), str(bad), "-o", str(tmp_path / "bad.csv")), "vocabulary")
     assert not (tmp_path / "bad.csv").exists()
 
 
@@ -128,8 +120,8 @@ def test_reber_classification_reports_accuracy_by_length(cli, tmp_path):
     assert [r[1] for r in rows[1:]] == ["BTBTXSE", "BPBPVVE"] and all(r[2] in ("T", "P") for r in rows[1:])
 
 
-def test_task_and_data_mismatch_is_a_usage_error(cli, tmp_path):
-    _usage_error(cli("train", "lstm-stdlib", "-o", str(tmp_path / "a"), "--set", "data={name: digits}"),
+def test_task_and_data_mismatch_is_a_usage_error(cli, tmp_path, usage_error):
+    usage_error(cli("train", "lstm-stdlib", "-o", str(tmp_path / "a"), "--set", "data={name: digits}"),
                  "char_lm", "vocab_size", "digits")
-    _usage_error(cli("train", "transformer-dates", "-o", str(tmp_path / "b"), "--set", "task.beam_size=0"), "beam_size")
+    usage_error(cli("train", "transformer-dates", "-o", str(tmp_path / "b"), "--set", "task.beam_size=0"), "beam_size")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
