@@ -72,3 +72,15 @@ def test_auxiliary_classifiers_are_trained_through_the_task():
     params = dict(model.named_parameters())
     assert all(not torch.equal(params[k], v) for k, v in aux.items()), "aux heads got no gradient"
     assert all(not torch.equal(params[k], v) for k, v in main.items())
+
+
+def test_vit_run_shows_where_the_class_token_looks(cli, tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "vit"
+    proc = cli("train", "vit-digits32", "-o", str(run), "--set", "trainer.max_epochs=1", "--set", "model.depth=1",
+               "--set", "model.dim=16", "--set", "model.mlp_dim=16", "--set", "model.num_heads=2")
+    assert proc.returncode == 0, proc.stderr
+    figure = run / "figures" / "class_token_attention.png"
+    assert figure.exists() and Image.open(figure).size[0] > 200
+    assert "class token attention" in (run / "report.html").read_text()

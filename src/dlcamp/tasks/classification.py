@@ -114,7 +114,34 @@ class ClassificationTask(Task):
         paths.append(F.save(F.plot_image_grid(images, titles, highlight=wrong,
                                               suptitle=f"test images: predicted (true); {len(wrong_idx)} wrong, in red, first"),
                             out_dir / "test_predictions.png"))
+        if hasattr(self.model, "attention_maps") and hasattr(self.model, "patch_size"):
+            paths.append(self._class_token_attention(shown[:8], datamodule, out_dir))
         return paths
+
+    @torch.no_grad()
+    def _class_token_attention(self, indices: list[int], datamodule: Any, out_dir: Path) -> Path:
+        """A ViT's last-layer attention from the class token to each patch (heads averaged), beside each test image."""
+        import torch.nn.functional as F_
+
+        from dlcamp.report import figures as F
+
+        x = torch.stack([datamodule.splits["test"][i][0] for i in indices]).to(self.device)
+        images = datamodule.denormalize(x.cpu())
+        was_training = self.training
+        self.eval()
+        try:
+            last = self.model.attention_maps(self._prepare(x))[-1]  # (B, nh, 1 + N, 1 + N)
+        finally:
+            self.train(was_training)
+        size = self.model.image_size
+        grid = (size[0] // self.model.patch_size, size[1] // self.model.patch_size)
+        heat = last[:, :, 0, 1:].mean(1).reshape(-1, 1, *grid).float().cpu()  # (B, 1, gh, gw)
+        heat = heat / heat.amax(dim=(2, 3), keepdim=True).clamp(min=1e-12)
+        heat = F_.interpolate(heat, size=size, mode="nearest").expand(-1, images.size(1), -1, -1)
+        pairs = torch.stack([images.cpu(), heat], dim=1).flatten(0, 1)  # image, its map, image, ...
+        titles = ["image", "class token looks at"] * len(images)
+        return F.save(F.plot_image_grid(pairs, titles, suptitle="ViT: last layer, class-token attention over patches"),
+                      out_dir / "class_token_attention.png")
 
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
