@@ -45,6 +45,7 @@ H hidden size, D encoder directions, L layers, A attention size, nh heads.
 
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -64,11 +65,13 @@ class Seq2Seq(nn.Module):
 
     _attention: torch.Tensor | None = None
 
+    @abc.abstractmethod
     def encode(self, src: torch.Tensor) -> Memory:
-        raise NotImplementedError
+        """src (B, S) -> memory: a tuple of tensors, batch on dim 0."""
 
+    @abc.abstractmethod
     def decode(self, memory: Memory, tgt_in: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """memory, tgt_in (B, T) -> logits (B, T, V) for the whole prefix."""
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """src (B, S), tgt_in (B, T) = BOS + target[:-1] -> logits (B, T, V)."""
