@@ -54,7 +54,8 @@ def _family(family: str) -> list[str]:
 
 
 def test_every_model_belongs_to_a_tested_family():
-    assert set(list_models()) == set(_family("classification")) | set(_family("generative")) | set(_family("sequence"))
+    assert set(list_models()) == (set(_family("classification")) | set(_family("generative")) | set(_family("sequence"))
+                                  | set(_family("detection")))
 
 
 @pytest.mark.parametrize("name", _family("classification"))
@@ -144,3 +145,20 @@ def test_sequence_model_forward_backward(name):
     if params:  # the n-gram has none: it counts
         out.float().square().mean().backward()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in params)
+
+
+# Detectors at their default builds, on small images: the loss trains every part, detect answers in the contract.
+@pytest.mark.parametrize("name", _family("detection"))
+def test_detector_default_build_trains_and_detects(name):
+    torch.manual_seed(0)
+    model = get_model(name, num_classes=3)
+    images = torch.rand(2, 3, 128, 128)
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 50.0, 60.0]]), "labels": torch.tensor([2]),
+                "iscrowd": torch.tensor([False]), "image_id": i} for i in range(2)]
+    losses = model.loss(images, targets)
+    assert "loss" in losses and all(torch.isfinite(v) for v in losses.values())
+    losses["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    model.eval()
+    for det in model(images):
+        assert det["boxes"].shape[1:] == (4,) and len(det["boxes"]) == len(det["scores"]) == len(det["labels"])

@@ -1,4 +1,4 @@
-"""The ``dlcamp`` command: list, train, eval, predict, sample, params, tour, bench.
+"""The ``dlcamp`` command: list, train, eval, predict, sample, params, tour, bench, data.
 
 A usage error (unknown name, bad value, missing file) prints one line saying what is wrong
 and what would be right, and exits with status 2, with no traceback. A failure during
@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="shorter budgets (for a smoke run)")
     s.add_argument("-o", "--output", type=Path, default=Path("runs/tour"))
     s.add_argument("--sections", nargs="+", metavar="NAME", help="only these sections (default: all)")
+
+    s = sub.add_parser("data", help="dataset tools: `data export shapes -o DIR` writes the shapes world as COCO")
+    s.add_argument("action", choices=("export",), help="export: write a generated dataset in COCO format")
+    s.add_argument("dataset", help="the dataset to export (only `shapes`, the generated world)")
+    s.add_argument("-o", "--output", type=Path, required=True, help="folder that receives one sub-folder per split")
+    s.add_argument("--split", default="all", choices=("train", "val", "test", "all"), help="which split (default all)")
+    s.add_argument("-n", type=int, help="at most this many scenes per split (default: the split's size)")
+    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a knob of the dataset builder, e.g. --set image_size=64 (repeatable)")
 
     s = sub.add_parser("bench", help="a benchmark, measured against its reference in the same run")
     s.add_argument("name", help="a benchmark name (`dlcamp list benchmarks`) or recipe:NAME")
@@ -252,8 +261,35 @@ def cmd_bench(args) -> int:
     return 0 if result.get("ok", True) else 1
 
 
+EXPORTABLE = ("shapes",)
+
+
+def cmd_data(args) -> int:
+    if args.dataset not in EXPORTABLE:
+        raise UsageError(f"`dlcamp data export` writes generated datasets only ({', '.join(EXPORTABLE)}), "
+                         f"got {args.dataset!r}")
+    if args.n is not None and args.n < 1:
+        raise UsageError(f"-n must be a positive integer, got {args.n}")
+    splits = ("train", "val", "test") if args.split == "all" else (args.split,)
+    for split in splits:  # refuse before writing anything, not after the first split
+        folder = args.output / split
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UsageError(f"{folder} already exists and is not empty; choose another -o or remove it")
+
+    from dlcamp.data import get_dataset
+    from dlcamp.data.shapes import export_coco
+
+    data = get_dataset(args.dataset, **_kv(args.overrides))  # checks the knobs and their values
+    for split in splits:
+        n = data.sizes[split] if args.n is None else min(args.n, data.sizes[split])
+        folder = export_coco(args.output, split, n, data.config, data.scene_seed)
+        print(f"{split}: {n} scenes -> {folder} (images/, annotations.json, captions.json, semantic/, panoptic.json)")
+    return 0
+
+
 COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "sample": cmd_sample,
-            "params": cmd_params, "tour": cmd_tour, "bench": cmd_bench}
+            "params": cmd_params, "tour": cmd_tour, "bench": cmd_bench,
+            "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

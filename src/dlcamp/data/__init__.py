@@ -27,7 +27,7 @@ def list_datasets() -> dict[str, str]:
 
 def _load_builtin() -> None:
     # Importing the modules registers their builders.
-    from dlcamp.data import binarized_mnist, digits, text, vision  # noqa: F401
+    from dlcamp.data import binarized_mnist, detection, digits, shapes, text, vision, voc  # noqa: F401
 
 
 __all__ = ["DATASETS", "DataModule", "get_dataset", "list_datasets", "register_dataset"]

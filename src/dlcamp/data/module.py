@@ -119,6 +119,8 @@ class DataModule(L.LightningDataModule):
     num_classes: int = 0
     input_shape: tuple[int, ...] = ()
     class_names: list[str] = []
+    # Batches of samples that do not stack (detection targets) need their own collate.
+    collate_fn: Callable[[list[Any]], Any] | None = None
 
     def __init__(self, *, batch_size: int | str = 64, eval_batch_size: int = 256, num_workers: int = 0,
                  seed: int = 0) -> None:
@@ -181,7 +183,8 @@ class DataModule(L.LightningDataModule):
                                       skip_batches=self._batches_done_this_epoch,
                                       shard=self._rank_world)
         return DataLoader(train, sampler=sampler, batch_size=bs, num_workers=self.num_workers,
-                          persistent_workers=False, drop_last=False, generator=self._loader_generator())
+                          persistent_workers=False, drop_last=False, generator=self._loader_generator(),
+                          collate_fn=self.collate_fn)
 
     def _eval_loader(self, split: str) -> DataLoader:
         self.setup()
@@ -191,7 +194,7 @@ class DataModule(L.LightningDataModule):
             # augmentation), not with the train view's transform of its last epoch.
             dataset = SeededView(dataset.base, self.eval_transform, self.seed)
         return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
-                          generator=self._loader_generator())
+                          generator=self._loader_generator(), collate_fn=self.collate_fn)
 
     def _loader_generator(self) -> torch.Generator:
         # Each DataLoader iterator draws a base seed for its workers; without a generator of

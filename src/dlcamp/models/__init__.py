@@ -26,7 +26,7 @@ def list_models() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    from dlcamp.models import classification, generative, sequence  # noqa: F401
+    from dlcamp.models import classification, detection, generative, sequence  # noqa: F401
 
 
 __all__ = ["MODELS", "get_model", "list_models", "register_model"]

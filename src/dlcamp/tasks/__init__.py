@@ -17,7 +17,7 @@ def list_tasks() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    from dlcamp.tasks import classification, likelihood, sequence  # noqa: F401
+    from dlcamp.tasks import classification, detection, likelihood, sequence  # noqa: F401
 
 
 __all__ = ["TASKS", "list_tasks", "register_task"]

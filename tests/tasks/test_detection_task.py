@@ -1,0 +1,134 @@
+"""The detection task end to end through the command line: train, metrics, figures, predict, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_DATA = ["--set", "data.image_size=64", "--set", "data.train_size=16", "--set", "data.val_size=4",
+             "--set", "data.test_size=6", "--set", "data.batch_size=4", "--set", "data.eval_batch_size=8",
+             "--set", "data.max_objects=3", "--set", "data.min_size=10", "--set", "data.max_size=28",
+             "--set", "trainer.max_steps=6", "--set", "trainer.log_every_n_steps=2"]
+TINY_MODEL = {
+    "ssd-shapes": ["--set", "model.widths=[8,16,16,16]", "--set", "model.num_levels=3"],
+    "fasterrcnn-shapes": ["--set", "model.widths=[8,16,16]", "--set", "model.representation=32",
+                          "--set", "model.anchor_sizes=[[12,24,40]]"],
+}
+
+
+@pytest.fixture(scope="module")
+def ssd_run(tmp_path_factory):
+    from tests.conftest import run_cli
+
+    run = tmp_path_factory.mktemp("det") / "ssd"
+    proc = run_cli("train", "ssd-shapes", "-o", str(run), "--progress", "none", *TINY_DATA, *TINY_MODEL["ssd-shapes"])
+    assert proc.returncode == 0, proc.stderr
+    return run
+
+
+def test_a_detection_run_reports_pycocotools_map_and_agrees_with_ours(ssd_run):
+    summary = json.loads((ssd_run / "summary.json").read_text())
+    m = summary["metrics"]
+    for key in ("test/map", "test/map_50", "test/map_75", "test/ar_100", "test/map_ours", "val/map"):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["test/ours_vs_pycocotools"] < 1e-9
+    assert {f"test/ap/{c}" for c in ("circle", "square", "triangle", "star", "cross")} <= set(m)
+    for fig in ("detections.png", "anchors.png", "pr_curves.png", "curves.png"):
+        assert (ssd_run / "figures" / fig).stat().st_size > 1000, fig
+
+
+def test_predict_writes_coco_results_in_each_files_pixels_and_drawn_pngs(ssd_run, tmp_path, cli):
+    from PIL import Image
+
+    paths = []
+    for name, size in (("000000000042.png", (64, 64)), ("holiday.png", (96, 48))):
+        Image.new("RGB", size, (40, 120, 40)).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    out = tmp_path / "results.json"
+    proc = cli("predict", str(ssd_run), *paths, "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    assert {r["image_id"] for r in rows} <= {42, 1}
+    for r in rows:
+        assert set(r) == {"image_id", "category_id", "bbox", "score"} and 1 <= r["category_id"] <= 5
+        x, y, w, h = r["bbox"]
+        width, height = (64, 64) if r["image_id"] == 42 else (96, 48)
+        assert x >= -1e-3 and y >= -1e-3 and x + w <= width + 1e-3 and y + h <= height + 1e-3
+    assert sorted(p.name for p in (tmp_path / "results_images").iterdir()) == ["000000000042.png", "holiday.png"]
+
+
+def test_predict_refuses_an_output_that_is_not_json(ssd_run, tmp_path, cli, usage_error):
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    usage_error(cli("predict", str(ssd_run), str(tmp_path / "a.png"), "-o", str(tmp_path / "out.csv")), ".json")
+
+
+def test_fasterrcnn_trains_four_step_and_refuses_it_for_ssd(tmp_path, cli, usage_error):
+    run = tmp_path / "frcnn"
+    proc = cli("train", "fasterrcnn-shapes", "-o", str(run), "--progress", "none", *TINY_DATA,
+               *TINY_MODEL["fasterrcnn-shapes"], "--set", "task.training_mode=four_step", "--set", "trainer.max_steps=8")
+    assert proc.returncode == 0, proc.stderr
+    metrics = (run / "metrics.csv").read_text().splitlines()
+    stage_col = metrics[0].split(",").index("stage")
+    stages = sorted({float(r.split(",")[stage_col]) for r in metrics[1:] if r.split(",")[stage_col]})
+    assert stages == [1.0, 2.0, 3.0, 4.0]
+    usage_error(cli("train", "ssd-shapes", "-o", str(tmp_path / "x"), "--set", "task.training_mode=four_step",
+                    *TINY_DATA), "four_step", "fasterrcnn")
+    assert not (tmp_path / "x").exists()
+
+
+def _coco_folder(root: Path, annotations: list[dict], images=((1, "a.png"),)) -> Path:
+    from PIL import Image
+
+    for split in ("train", "val", "test"):
+        (root / split / "images").mkdir(parents=True)
+        for _, name in images:
+            Image.new("RGB", (48, 40), (200, 30, 30)).save(root / split / "images" / name)
+        (root / split / "annotations.json").write_text(json.dumps({
+            "images": [{"id": i, "file_name": n, "width": 48, "height": 40} for i, n in images],
+            "annotations": annotations, "categories": [{"id": 7, "name": "thing"}]}))
+    return root
+
+
+def _coco_recipe(tmp_path: Path, root: Path) -> Path:
+    recipe = tmp_path / "coco-ssd.yaml"
+    recipe.write_text(json.dumps({  # JSON is YAML
+        "model": {"name": "ssd", "widths": [8, 16, 16, 16], "num_levels": 3},
+        "data": {"name": "coco", "root": str(root), "image_size": 64, "batch_size": 2},
+        "task": {"name": "detection"}, "optim": {"name": "adam", "lr": 0.001},
+        "trainer": {"max_steps": 2}}))
+    return recipe
+
+
+def test_a_detector_trains_on_a_coco_folder_exported_from_the_shapes_world(tmp_path, cli):
+    export = tmp_path / "export"
+    proc = cli("data", "export", "shapes", "-o", str(export), "-n", "6", "--set", "image_size=64")
+    assert proc.returncode == 0, proc.stderr
+    proc = cli("train", str(_coco_recipe(tmp_path, export)), "-o", str(tmp_path / "run"), "--progress", "none")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["metrics"]["test/ours_vs_pycocotools"] < 1e-9
+    names = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert names["dataset"] == "coco"
+
+
+@pytest.mark.parametrize("annotation, words", [
+    ({"id": 5, "image_id": 1, "category_id": 7}, ["5", "bbox"]),  # a missing field
+    ({"id": 6, "image_id": 1, "category_id": 7, "bbox": [30, 5, -10, 10]}, ["6"]),  # x2 < x1
+    ({"id": 8, "image_id": 1, "category_id": 7, "bbox": [30, 5, 40, 10]}, ["8"]),  # outside the image
+])
+def test_training_on_a_bad_coco_folder_is_refused_in_one_line(tmp_path, cli, usage_error, annotation, words):
+    root = _coco_folder(tmp_path / "coco", [annotation])
+    proc = cli("train", str(_coco_recipe(tmp_path, root)), "-o", str(tmp_path / "run"))
+    usage_error(proc, *words)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_missing_image_file_is_named(tmp_path, cli, usage_error):
+    root = _coco_folder(tmp_path / "coco", [], images=((1, "a.png"),))
+    (root / "train" / "images" / "a.png").unlink()
+    proc = cli("train", str(_coco_recipe(tmp_path, root)), "-o", str(tmp_path / "run"))
+    usage_error(proc, "a.png")
