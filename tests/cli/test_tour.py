@@ -23,6 +23,10 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
                            ("transformer-stdlib", "self_attention.png")):
         assert (out / recipe / "figures" / figure).exists(), (recipe, figure)
         assert f"{recipe}: {figure[:-4]}" in html
+    assert html.index("Sequence models") < html.index("Object detection")
+    for recipe in ("ssd-shapes", "fasterrcnn-shapes"):
+        for figure in ("detections", "anchors", "pr_curves"):
+            assert f"{recipe}: {figure}" in html, (recipe, figure)
     for optimizer in ("sgd", "adagrad", "adadelta", "rmsprop", "adam ", "adamw"):
         assert optimizer in html, optimizer
     assert html.count("data:image/png;base64,") >= 4  # curves, confusion, predictions, optimizer comparison

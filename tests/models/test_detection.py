@@ -148,3 +148,43 @@ def test_kmeans_anchor_shapes_drive_the_rpn():
     shapes = torch.stack([anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]], 1)[:3]
     torch.testing.assert_close(shapes, torch.tensor(wh[0]))
     assert len(anchors) == (64 // 8) ** 2 * 3
+
+
+def test_ssd_scales_its_boxes_back_to_an_image_of_another_size():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = get_model("ssd", num_classes=5, **SSD_TINY).eval()
+    images, _ = _batch(1)
+    big = F.interpolate(images, scale_factor=(2.0, 3.0), mode="bilinear", align_corners=False, antialias=True)
+    small, large = model.detect(images)[0], model.detect(big)[0]  # the large one is resized back to 64x64
+    assert len(small["boxes"]) > 0
+    top = small["boxes"][:5] * torch.tensor([3.0, 2.0, 3.0, 2.0])
+    assert ops.box_iou(top, large["boxes"]).amax(1).min() > 0.8
+
+
+def test_resnet_backbone_builds_only_the_stages_its_levels_use():
+    model = get_model("fasterrcnn", num_classes=5, backbone="resnet18", anchor_sizes=[[32]], aspect_ratios=[1.0])
+    names = {n.split(".")[3] for n, _ in model.named_parameters() if n.startswith("body.backbone.body.")}
+    assert "layer2" in names and "layer3" not in names and "layer4" not in names
+    images, targets = _batch(1)
+    model.loss(images, targets)["loss"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_four_step_learning_rate_restarts_its_schedule_at_each_step():
+    from types import SimpleNamespace
+
+    from dlcamp.tasks.detection import DetectionTask
+
+    model = get_model("fasterrcnn", num_classes=2, **FRCNN_TINY)
+    task = DetectionTask(model, optim={"name": "sgd", "lr": 1.0, "schedule": {"name": "linear"}},
+                         class_names=["a", "b"], category_ids=[], training_mode="four_step")
+    task._trainer = SimpleNamespace(estimated_stepping_batches=40)  # four steps of 10
+    scheduler = task.configure_optimizers()["lr_scheduler"]["scheduler"]
+    factor = scheduler.lr_lambdas[0]
+    assert [task.stage_at(s) for s in (0, 9, 10, 19, 20, 30, 39)] == [1, 1, 2, 2, 3, 4, 4]
+    for start in (0, 10, 20, 30):
+        assert factor(start) == 1.0 and factor(start + 9) == pytest.approx(0.1)  # each step decays from 1
+    params = {id(p) for g in scheduler.optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in params for p in task.first_body.parameters())  # step 1's own backbone is trained

@@ -26,7 +26,7 @@ def list_benchmarks() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    from dlcamp.bench import attention, cnn, likelihood, nms, optim, recipes, sequence  # noqa: F401
+    from dlcamp.bench import attention, cnn, detection, likelihood, nms, optim, recipes, sequence  # noqa: F401
 
 
 __all__ = ["BENCHMARKS", "get_benchmark", "list_benchmarks", "register_benchmark"]

@@ -42,12 +42,11 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 from dlcamp.data import register_dataset
 from dlcamp.data.augment import build_augment
 from dlcamp.data.module import DataModule
-from dlcamp.data.vision import SPLIT_SEED, VAL_FRACTION
+from dlcamp.data.vision import SPLIT_SEED, VAL_FRACTION, read_image
 from dlcamp.errors import DataNotFoundError, UsageError
 
 BOX_TOLERANCE = 1.0  # pixels a box may stick out of its image (rounding in the labelling tool); clipped
@@ -97,11 +96,13 @@ class DetectionTransform:
     ``image_size`` x ``image_size`` (none when None), a clamp of the boxes to the image,
     and ``SanitizeBoundingBoxes`` (drops boxes under 1 pixel wide or high, or under 1 pixel
     of area, with their labels, crowd flags and instance ``masks`` if the target has them).
-    Other target keys pass through untouched, so they must not be per-box. A class, not a
+    Evaluation splits skip the sanitizing (``sanitize=False``): a resize never squashes a box
+    to nothing, and the ground truth the mAP is computed on must keep every annotated
+    object, however small. Other target keys pass through untouched, so they must not be per-box. A class, not a
     closure, so data modules stay picklable for DataLoader workers.
     """
 
-    def __init__(self, image_size: int | None, augment: list[dict] | None) -> None:
+    def __init__(self, image_size: int | None, augment: list[dict] | None, *, sanitize: bool = True) -> None:
         if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool)
                                        or image_size < 1):
             raise UsageError(f"data.image_size must be a positive integer or null (keep each image's size), "
@@ -112,7 +113,9 @@ class DetectionTransform:
             steps.append(augmentation)
         if image_size is not None:
             steps.append(v2.Resize([image_size, image_size], antialias=True))
-        steps += [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(labels_getter=_labels_and_crowd)]
+        steps.append(v2.ClampBoundingBoxes())
+        if sanitize:
+            steps.append(v2.SanitizeBoundingBoxes(labels_getter=_labels_and_crowd))
         self.image_size = image_size
         self.pipeline = v2.Compose(steps)
 
@@ -133,7 +136,8 @@ class DetectionTransform:
         return f"DetectionTransform({self.pipeline!r})"
 
 
-def detection_transform(image_size: int | None, augment: list[dict] | None) -> DetectionTransform:
+def detection_transform(image_size: int | None, augment: list[dict] | None, *, sanitize: bool = True
+                        ) -> DetectionTransform:
     """The ``(image, target)`` transform of a detection split: ``augment`` specs, then a resize.
 
     Train splits take ``detection_transform(image_size, augment)``, evaluation splits
@@ -142,7 +146,7 @@ def detection_transform(image_size: int | None, augment: list[dict] | None) -> D
     ``RandomIoUCrop`` keeps trying crops until one holds a box or it draws its "leave as is"
     option (1.0, among the defaults): keep that option, since some images have no boxes.
     """
-    return DetectionTransform(image_size, augment)
+    return DetectionTransform(image_size, augment, sanitize=sanitize)
 
 
 # -- image files ----------------------------------------------------------------------------
@@ -152,15 +156,7 @@ def load_image(path: str | Path) -> torch.Tensor:
     Raises ``DataNotFoundError`` for a missing file, ``UsageError`` naming the file for one
     that does not decode.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")  # forces the decode, so a truncated file fails here
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UsageError(f"cannot decode image {path}: {' '.join(str(err).split())}") from None
-    return TF.pil_to_tensor(img).float().div_(255)  # (3, H, W)
+    return read_image(path, mode="RGB", size=None)
 
 
 def check_image_file(path: Path, size: tuple[int, int], listed_in: str) -> None:
@@ -280,7 +276,7 @@ class DetectionFolderData(DetectionData):
         self.category_ids = list(category_ids)
         self.image_size = image_size
         self.train_transform = detection_transform(image_size, augment)
-        self.eval_transform = detection_transform(image_size, None)
+        self.eval_transform = detection_transform(image_size, None, sanitize=False)
         if image_size is not None:
             self.input_shape = (3, image_size, image_size)
         else:  # nominal: images keep their own sizes

@@ -53,12 +53,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from dlcamp.data import register_dataset
-from dlcamp.data.detection import DetectionData
-from dlcamp.errors import DataNotFoundError, UsageError
+from dlcamp.data.detection import DetectionData, load_image
+from dlcamp.errors import UsageError
 
 THING_CLASSES = ["circle", "square", "triangle", "star", "cross"]
 STUFF_CLASSES = ["sky", "grass", "sand", "water"]
@@ -432,27 +432,10 @@ class ShapesData(DetectionData):
 
     def load_input(self, path: Path) -> torch.Tensor:
         """An image file (PNG, JPEG, ...) as float [3, H, W] in [0, 1], at its own size."""
-        return read_rgb(path)
+        return load_image(path)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "stuff_classes": list(STUFF_CLASSES), "semantic_classes": list(SEMANTIC_CLASSES)}
-
-
-def read_rgb(path: str | Path) -> torch.Tensor:
-    """An image file as float Tensor[3, H, W] in [0, 1], not resized.
-
-    ``DataNotFoundError`` for a missing file, ``UsageError`` naming the file for one that
-    does not decode (as ``dlcamp.data.vision.read_image``, which resizes).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")  # forces the decode, so a truncated file fails here
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UsageError(f"cannot decode image {path}: {' '.join(str(err).split())}") from None
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float().div_(255)  # (3, H, W)
 
 
 # -- export to COCO ------------------------------------------------------------------------

@@ -58,10 +58,11 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 # -- reading one image file ---------------------------------------------------------------
-def read_image(path: str | Path, *, mode: str, size: int) -> torch.Tensor:
+def read_image(path: str | Path, *, mode: str, size: int | None) -> torch.Tensor:
     """An image file as float Tensor[C, size, size] in [0, 1] (``mode`` "L": C=1, "RGB": C=3).
 
-    Resized to a square (bilinear, antialiased), so the aspect ratio is not kept.
+    Resized to a square (bilinear, antialiased), so the aspect ratio is not kept; with
+    ``size`` None, kept at its own size (detection data: boxes are in the file's pixels).
     Raises ``DataNotFoundError`` for a missing file, ``UsageError`` naming the file for one
     that does not decode.
     """
@@ -74,7 +75,8 @@ def read_image(path: str | Path, *, mode: str, size: int) -> torch.Tensor:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UsageError(f"cannot decode image {path}: {' '.join(str(err).split())}") from None
     x = TF.pil_to_tensor(img)  # (C, H, W) uint8
-    x = TF.resize(x, [size, size], interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
+    if size is not None:
+        x = TF.resize(x, [size, size], interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
     return x.float().div_(255)
 
 

@@ -10,8 +10,11 @@ The layout (VOC2007, VOC2012, or any folder built like them)::
 VOC boxes are 1-based and inclusive (a box from xmin=1 to xmax=10 covers the first ten
 pixel columns), so they become (xmin - 1, ymin - 1, xmax, ymax) in the 0-based,
 edge-to-edge pixel coordinates of the detection contract (``dlcamp.data.detection``).
-Objects marked ``difficult`` are kept with ``iscrowd`` True: VOC's evaluation ignores
-them (neither a hit nor a miss), and crowd regions are ignored the same way here.
+Objects marked ``difficult`` are kept with ``iscrowd`` True: never trained on, and, as in
+VOC's evaluation, neither a hit nor a miss. The numbers dlcamp reports are still COCO's
+protocol (mAP over IoU .50:.95 with 101-point interpolation, crowd regions matched by
+intersection over the detection's area), not the VOC devkit's 11-point AP@0.5, where a
+small box inside a difficult object would count as a false positive.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ mAP with our own evaluator (``dlcamp.metrics.detection.coco_evaluate``), logged 
 ``val/map`` and ``val/map_50``. The final metrics are pycocotools' (the reference) on the
 same predictions: ``test/map`` (mAP@[.5:.95]), ``test/map_50``, ``test/map_75``,
 ``test/ar_100`` and ``test/ap/<class>``; ``test/map_ours`` is our evaluator's mAP and
-``test/ours_vs_pycocotools`` the largest difference between the two over every number,
-so each run shows that they agree.
+``test/ours_vs_pycocotools`` the largest difference between the two over mAP, mAP@0.5,
+mAP@0.75, AR@100 and every class's AP, so each run shows that they agree.
 
 ``training_mode: four_step`` trains Faster R-CNN with the paper's alternating schedule
 (Ren et al. 2015, section 3.2), the steps taking equal shares of the steps (or
@@ -18,6 +18,10 @@ so each run shows that they agree.
 2. the detector's backbone and RoI head, on step 1's proposals (no sharing yet);
 3. the RPN's own layers, on the detector's backbone, now frozen (shared from here on);
 4. the RoI head's own layers, with backbone and RPN frozen.
+
+Each step starts with fresh optimizer moments (the paper's steps are separate trainings).
+The stages leave parts of the network without gradients, which DDP refuses, so four-step
+training runs in one process.
 
 Figures: detections on test images (ground truth dashed), the anchors laid over an image,
 and the precision-recall curve of each class at IoU 0.5.
@@ -56,6 +60,7 @@ class DetectionTask(Task):
         self.draw_threshold = draw_threshold
         # four-step: step 1's RPN has a backbone of its own, a copy of the detector's initial one
         self.first_body = copy.deepcopy(model.body) if training_mode == "four_step" else None
+        self._stage: int | None = None
         self._val: list[tuple[dict, dict]] = []
         self._last_eval: tuple[str, list, list, dict] | None = None
 
@@ -85,6 +90,21 @@ class DetectionTask(Task):
         if stage >= 3:  # the shared backbone is frozen: its batch-norm statistics too
             m.body.eval()
 
+    def on_train_start(self) -> None:
+        # a resumed run continues its stage with the optimizer state it had
+        self._stage = self.stage_at(self.global_step) if self.training_mode == "four_step" else None
+        if self._stage is not None and self.trainer.world_size > 1:
+            raise UsageError("task.training_mode four_step runs in one process: its stages leave parts of the "
+                             "network unused, which DDP refuses; train it with --devices 1")
+
+    def _start_stage(self, stage: int) -> None:
+        """Each step of the schedule is a training of its own: the optimizer forgets the moments of the last."""
+        optimizer = self.trainer.optimizers[0]
+        for module in (self.first_body, self.model.body, self.model.rpn, self.model.box_head):
+            for p in module.parameters():
+                optimizer.state.pop(p, None)
+        self._stage = stage
+
     def configure_optimizers(self):
         if self.training_mode != "four_step":
             return super().configure_optimizers()
@@ -110,6 +130,8 @@ class DetectionTask(Task):
         images, targets = batch
         if self.training_mode == "four_step":
             stage = self.stage_at(self.global_step)
+            if stage != self._stage:
+                self._start_stage(stage)
             self._enter_stage(stage)
             losses = self.model.loss(images, targets, stage=stage, first_body=self.first_body)
             self.log("stage", float(stage), on_step=True, on_epoch=False)
@@ -206,9 +228,11 @@ class DetectionTask(Task):
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
         """COCO results JSON (to ``output`` or standard output) and, with ``-o``, a PNG per image with boxes drawn.
 
-        Boxes are in each file's own pixels. The image id is the file name's number when it
-        is one (COCO names images by id: 000000397133.jpg), else the file's position.
+        Boxes are in each file's own pixels. The image ids are the file names' numbers when
+        every name is one (COCO names images by id: 000000397133.jpg), else the files'
+        positions (0, 1, ...), so two files never share an id.
         """
+        import io
         import json
 
         from dlcamp.data.detection import empty_target
@@ -218,7 +242,8 @@ class DetectionTask(Task):
 
         if output is not None and output.suffix.lower() != ".json":
             raise UsageError(f"-o must name a .json file (COCO results), got {str(output)!r}")
-        rows, drawn = [], []
+        rows = []
+        numbered = all(Path(p).stem.isdigit() for p in inputs)
         image_dir = output.with_name(output.stem + "_images") if output is not None else None
         for i, path in enumerate(inputs):
             path = Path(path)
@@ -229,19 +254,15 @@ class DetectionTask(Task):
             det = self.predict_loader([([x], [empty_target(i)])])[0][0]
             sy, sx = image.shape[-2] / x.shape[-2], image.shape[-1] / x.shape[-1]
             det["boxes"] = det["boxes"] * torch.tensor([sx, sy, sx, sy])
-            image_id = int(path.stem) if path.stem.isdigit() else i
+            image_id = int(path.stem) if numbered else i
             rows += to_coco_results([det], [image_id], self.category_ids)
             if image_dir is not None:
                 keep = det["scores"] >= self.draw_threshold
                 png = F.draw_boxes(image, det["boxes"][keep], det["labels"][keep], self.class_names,
                                    det["scores"][keep])
-                target = image_dir / f"{path.stem}.png"
-                import io as _io
-
-                buf = _io.BytesIO()
+                buf = io.BytesIO()
                 png.save(buf, format="PNG")
-                write_bytes(target, buf.getvalue())
-                drawn.append(target)
+                write_bytes(image_dir / f"{path.stem}.png", buf.getvalue())
         if output is None:
             print(json.dumps(rows))
             return

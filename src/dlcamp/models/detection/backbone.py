@@ -81,12 +81,15 @@ class ResNetBackbone(nn.Module):
         if first_stride not in (8, 16, 32):
             raise UsageError(f"backbone {name}: first_stride must be 8, 16 or 32, got {first_stride}")
         net = get_model(name, num_classes=1)
-        self.body = nn.ModuleDict({k: getattr(net, k) for k in net._stem_names + net._stage_names})
-        self._order = list(net._stem_names + net._stage_names)
         # stage widths at strides 4, 8, 16, 32
         widths = [getattr(net, s)[-1].last_norm().num_features for s in net._stage_names]
         level_of_stride = {8: 1, 16: 2, 32: 3}
         self.first = level_of_stride[first_stride]
+        # keep the stages up to the last level used: a deeper one would be computed for nothing
+        stages = net._stage_names[: min(len(net._stage_names), self.first + num_levels)]
+        self.body = nn.ModuleDict({k: getattr(net, k) for k in net._stem_names + stages})
+        self._order = list(net._stem_names + stages)
+        widths = widths[: len(stages)]
         own = widths[self.first:]
         self.out_channels = own[:num_levels]
         extras, c = [], widths[-1]

@@ -21,6 +21,11 @@ proposals treated as constants. The paper's **four-step alternating** schedule (
 R-CNN on those proposals with its own backbone; RPN again on the detector's frozen
 backbone; the head again) is driven by the detection task through ``loss(stage=...)``.
 
+Anchors are centred on the feature cells ((j + 0.5) x stride), from explicit (w, h) shapes:
+the hand-set sizes x aspect ratios, or shapes fitted by ``ops.kmeans_anchors``
+(``anchor_wh``). ``ops.AnchorGenerator`` reproduces torchvision's generator (centred on the
+cells' corners, rounded) for comparison; the model does not use it.
+
 ``fpn=True`` adds a feature pyramid (Lin et al. 2017): the RPN runs on every level with
 one anchor size per level, and each RoI is pooled from the level that suits its size.
 """
@@ -113,7 +118,7 @@ class BoxHead(nn.Module):
 
     def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.relu(self.fc7(F.relu(self.fc6(pooled.flatten(1)))))
-        return self.cls_score(x), self.bbox_pred(x).view(len(x), -1, 4)
+        return self.cls_score(x), self.bbox_pred(x).view(len(x), self.cls_score.out_features, 4)
 
 
 class FasterRCNN(Detector):
@@ -177,7 +182,7 @@ class FasterRCNN(Detector):
 
     def anchors(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """All levels' anchors [N, 4] and each anchor's level [N]."""
-        per_level = [grid_anchors_wh(wh.to(f.dtype), tuple(f.shape[-2:]), s)
+        per_level = [grid_anchors_wh(wh.float(), tuple(f.shape[-2:]), s)  # float32 even under mixed precision
                      for wh, f, s in zip(self.anchor_wh, feats, self.body.strides)]
         levels = torch.cat([torch.full((len(a),), i, device=a.device) for i, a in enumerate(per_level)])
         return torch.cat(per_level), levels
@@ -216,6 +221,7 @@ class FasterRCNN(Detector):
                     targets: list[dict[str, Any]] | None) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Proposals per image (detached) and, given targets, the RPN's losses."""
         objectness, deltas = self.rpn(feats)
+        objectness, deltas = objectness.float(), deltas.float()  # box arithmetic in float32 under mixed precision
         anchors, levels = self.anchors(feats)
         mode = 0 if self.training else 1
         proposals = self._proposals(objectness.detach(), deltas.detach(), anchors, levels, sizes,
@@ -296,6 +302,7 @@ class FasterRCNN(Detector):
         box_t = torch.cat([m[1][s] for m, s in zip(matched, sel)])
         props = torch.cat(sampled_boxes)
         logits, deltas = self.box_head(self.pool(feats, sampled_boxes))
+        logits, deltas = logits.float(), deltas.float()
         loss_cls = F.cross_entropy(logits, cls_t) if len(cls_t) else logits.sum() * 0
         positive = cls_t > 0
         target_deltas = self.box_coder.encode(box_t[positive], props[positive])
@@ -343,7 +350,7 @@ class FasterRCNN(Detector):
         feats = self.body(x)
         proposals, _ = self.rpn_forward(feats, sizes, None)
         logits, deltas = self.box_head(self.pool(feats, proposals))
-        probs = logits.softmax(-1)
+        probs, deltas = logits.float().softmax(-1), deltas.float()
         out, start = [], 0
         for props, size in zip(proposals, sizes):
             n = len(props)

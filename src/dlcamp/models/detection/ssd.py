@@ -102,7 +102,7 @@ class SSD(Detector):
             # (B, A*C, H, W) -> (B, H, W, A, C) -> (B, H*W*A, C): location-major, as the default boxes
             cls.append(ch(f).permute(0, 2, 3, 1).reshape(b, h * w * (ch.out_channels // (self.num_classes + 1)), -1))
             box.append(bh(f).permute(0, 2, 3, 1).reshape(b, -1, 4))
-        return torch.cat(cls, 1), torch.cat(box, 1)
+        return torch.cat(cls, 1).float(), torch.cat(box, 1).float()  # losses and boxes in float32 under mixed precision
 
     def _fit(self, images: Images) -> tuple[torch.Tensor, list[tuple[float, float]]]:
         """The batch at the fixed input size, and each image's (sy, sx) scale from its own size."""
