@@ -188,3 +188,14 @@ def test_four_step_learning_rate_restarts_its_schedule_at_each_step():
         assert factor(start) == 1.0 and factor(start + 9) == pytest.approx(0.1)  # each step decays from 1
     params = {id(p) for g in scheduler.optimizer.param_groups for p in g["params"]}
     assert all(id(p) in params for p in task.first_body.parameters())  # step 1's own backbone is trained
+
+
+def test_fasterrcnn_leaves_anchors_on_a_crowd_region_out_of_the_rpn_loss():
+    model = get_model("fasterrcnn", num_classes=2, **FRCNN_TINY)
+    anchors = model.anchors_per_level((64, 64))[0]
+    region = torch.tensor([[8.0, 8.0, 40.0, 40.0]])
+    _, plain = model._match(model.rpn_matcher, region, torch.zeros(0, 4), anchors)
+    _, crowd = model._match(model.rpn_matcher, torch.zeros(0, 4), region, anchors)
+    assert (plain == 1).any() and not (crowd == 1).any()
+    near = ops.box_iou(region, anchors)[0] >= model.rpn_matcher.low_threshold
+    assert near.any() and (crowd[near] == -1).all() and (crowd[~near] == 0).all()  # ignored, not background

@@ -15,16 +15,23 @@ variant, each an ablation on the detector it belongs to, at its baseline's budge
 
 Anchor rows also report the mean best-anchor IoU of the test boxes: for each box, the IoU
 of its shape with the closest anchor shape (centres aligned), averaged.
+
+Inference speed is timed after all the training, every detector in turn, ``fps_rounds``
+times (median): ``detect`` on one test image at a time. ``reuse=true`` with ``out=DIR``
+takes the runs an earlier call left in DIR instead of training them again (their configs
+are still resolved and checked, and must be what this call would train).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import yaml
 
 from dlcamp.bench import register_benchmark
 from dlcamp.bench.sequence import _root
@@ -53,6 +60,20 @@ def box_shapes(datamodule: Any, split: str, limit: int | None = None) -> torch.T
     return torch.cat(out)
 
 
+def interleaved_fps(built: dict[str, Any], n: int, rounds: int = 3) -> dict[str, float]:
+    """Median batch-1 FPS of each trained run, the runs timed in turn, ``rounds`` times (order reversed each round).
+
+    Timing every detector within one stretch of time, alternately, keeps drifts in the
+    machine's speed (a shared VM's varies by up to 2x over minutes) from landing on one.
+    """
+    times: dict[str, list[float]] = {v: [] for v in built}
+    order = list(built)
+    for r in range(rounds):
+        for v in order if r % 2 == 0 else order[::-1]:
+            times[v].append(inference_fps(built[v].task, built[v].datamodule, n))
+    return {v: statistics.median(t) for v, t in times.items()}
+
+
 def inference_fps(task: Any, datamodule: Any, n: int = 50, warmup: int = 3) -> float:
     """Images per second through ``detect`` at batch 1, on the CPU, over n test images (after warm-up)."""
     test = datamodule.splits["test"]
@@ -68,9 +89,19 @@ def inference_fps(task: Any, datamodule: Any, n: int = 50, warmup: int = 3) -> f
     return 1.0 / statistics.mean(times)
 
 
+def _agrees(saved: Any, wanted: Any) -> bool:
+    """A saved config section holds what is wanted (the engine adds the facts it filled in, e.g. num_classes)."""
+    if isinstance(wanted, dict):
+        return isinstance(saved, dict) and all(_agrees(saved.get(k), x) for k, x in wanted.items())
+    if isinstance(wanted, (list, tuple)):
+        return isinstance(saved, (list, tuple)) and len(saved) == len(wanted) and all(map(_agrees, saved, wanted))
+    return saved == wanted
+
+
 @register_benchmark("detection")
 def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str] | None = None,
-              fps_images: int = 50, out: str | None = None) -> dict[str, Any]:
+              fps_images: int = 50, fps_rounds: int = 3, out: str | None = None, reuse: bool = False
+              ) -> dict[str, Any]:
     """SSD vs Faster R-CNN on the shapes world (mAP, batch-1 CPU FPS) and the ablations, one row each."""
     from dlcamp import ops
     from dlcamp.data import get_dataset
@@ -100,18 +131,30 @@ def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str]
                                                                 for w, h in fitted]]
             anchor_iou["k-means"] = float(ops.best_anchor_iou(test_wh, fitted).mean())
 
+    summaries, built = {}, {}
+    for v in names:
+        if reuse and (root / v / "summary.json").exists():  # trained by an earlier run of this benchmark
+            saved = yaml.safe_load((root / v / "config.yaml").read_text())
+            differ = [k for k in ("model", "data", "task", "optim", "trainer", "seed")
+                      if not _agrees(saved.get(k), cfgs[v][k])]
+            if differ:
+                raise UsageError(f"reuse: {root / v} was trained with other {', '.join(differ)} settings; "
+                                 "use another out= or reuse=false")
+            summaries[v] = json.loads((root / v / "summary.json").read_text())
+        else:
+            summaries[v] = train(cfgs[v], root / v, progress="none")
+        built[v] = load_run(root / v)
+        built[v].datamodule.setup()
+    fps = interleaved_fps(built, fps_images, fps_rounds)
+
     rows, notes, ok = [], [], True
     for v in names:
-        cfg = cfgs[v]
-        summary = train(cfg, root / v, progress="none")
+        cfg, summary = cfgs[v], summaries[v]
         assert summary is not None
         m = summary["metrics"]
-        built = load_run(root / v)
-        built.datamodule.setup()
-        fps = inference_fps(built.task, built.datamodule, fps_images)
         row: dict[str, Any] = {"variant": v, "detector": cfg["model"]["name"], "what": VARIANTS[v][2],
                                "test mAP@0.5": m["test/map_50"], "test mAP@[.5:.95]": m["test/map"],
-                               "FPS (batch 1, CPU)": fps, "params": summary["params"],
+                               "FPS (batch 1, CPU)": fps[v], "params": summary["params"],
                                "train s": summary["train_seconds"], "steps": summary["steps"]}
         if v.startswith("fasterrcnn"):
             row["mean best-anchor IoU"] = anchor_iou["k-means" if v.endswith("kmeans") else "hand-set"]
