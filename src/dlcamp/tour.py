@@ -159,6 +159,26 @@ def generative_section(out: Path, quick: bool) -> tuple[str, str]:
     return "Likelihood models: NADE, PixelCNN, PixelRNN, VAE", html
 
 
+def _tour_rows(tour: list[tuple[str, list[str], list[str]]], out: Path, quick: bool,
+               metrics: Callable[[dict], dict]) -> list[dict]:
+    """Train each (recipe, overrides, quick overrides) of a section; one table row each.
+
+    A row: the recipe, its model, what was trained here, the section's ``metrics(summary)``
+    columns, and what the full recipe measured (its ``expect`` block).
+    """
+    from dlcamp.engine.run import resolve
+    from dlcamp.recipes import get_recipe
+
+    rows = []
+    for recipe, overrides, quick_overrides in tour:
+        summary = _train(recipe, out, quick_overrides if quick else overrides)
+        measured = (resolve(get_recipe(recipe)).get("expect") or {}).get("measured") or "—"
+        rows.append({"recipe": recipe, "model": summary["model"],
+                     "trained here": f"{summary['steps']} steps, {summary['train_seconds']:.0f} s",
+                     **metrics(summary), "full recipe measured": measured})
+    return rows
+
+
 # The sequence week: (recipe, overrides in the tour, overrides in the quick tour).
 SEQUENCE_TOUR = [
     ("gru-attention-dates", ["trainer.max_epochs=1"], ["trainer.max_epochs=1", "trainer.limit_train_batches=40"]),
@@ -172,20 +192,15 @@ SEQUENCE_TOUR = [
 @SECTIONS.register("sequence")
 def sequence_section(out: Path, quick: bool) -> tuple[str, str]:
     """Sequence models: date normalisation with attention, the Reber grammar, a character LM's samples."""
-    from dlcamp.engine.run import resolve
-    from dlcamp.recipes import get_recipe
     from dlcamp.report.html import img_tag, table
 
-    rows, figures = [], []
-    for recipe, overrides, quick_overrides in SEQUENCE_TOUR:
-        summary = _train(recipe, out, quick_overrides if quick else overrides)
-        cfg = resolve(get_recipe(recipe))
-        metrics = {k.removeprefix("test/"): round(v, 4) for k, v in summary["metrics"].items() if k.startswith("test/")}
-        rows.append({"recipe": recipe, "model": summary["model"], "data": summary["dataset"],
-                     "trained here": f"{summary['steps']} steps, {summary['train_seconds']:.0f} s",
-                     "test metrics": ", ".join(f"{k} {v}" for k, v in metrics.items()),
-                     "full recipe measured": (cfg.get("expect") or {}).get("measured") or "—"})
-        figures += sorted(p for p in (out / recipe / "figures").glob("*.png") if p.stem != "curves")
+    def metrics(summary: dict) -> dict[str, str]:
+        test = {k.removeprefix("test/"): round(v, 4) for k, v in summary["metrics"].items() if k.startswith("test/")}
+        return {"data": summary["dataset"], "test metrics": ", ".join(f"{k} {v}" for k, v in test.items())}
+
+    rows = _tour_rows(SEQUENCE_TOUR, out, quick, metrics)
+    figures = [p for recipe, _, _ in SEQUENCE_TOUR
+               for p in sorted((out / recipe / "figures").glob("*.png")) if p.stem != "curves"]
     html = ("<p>Sequence models on data generated here: dates written in many forms normalised to ISO by a "
             "GRU encoder–decoder with attention and by the same GRU without it, at the same budget (the attention "
             "map shows which source characters each output character read; without attention the whole date "
@@ -211,21 +226,16 @@ DETECTION_TOUR = [
 @SECTIONS.register("detection")
 def detection_section(out: Path, quick: bool) -> tuple[str, str]:
     """Detection on the shapes world: SSD (one stage) and Faster R-CNN (two stages), COCO mAP, anchors."""
-    from dlcamp.engine.run import resolve
-    from dlcamp.recipes import get_recipe
     from dlcamp.report.html import img_tag, table
 
-    rows, figures = [], []
-    for recipe, overrides, quick_overrides in DETECTION_TOUR:
-        summary = _train(recipe, out, quick_overrides if quick else overrides)
-        cfg = resolve(get_recipe(recipe))
+    def metrics(summary: dict) -> dict[str, object]:
         m = summary["metrics"]
-        rows.append({"recipe": recipe, "model": summary["model"],
-                     "trained here": f"{summary['steps']} steps, {summary['train_seconds']:.0f} s",
-                     "test mAP@0.5": round(m["test/map_50"], 4), "test mAP@[.5:.95]": round(m["test/map"], 4),
-                     "ours vs pycocotools": f"{m['test/ours_vs_pycocotools']:.1e}",
-                     "full recipe measured": (cfg.get("expect") or {}).get("measured") or "—"})
-        figures += [out / recipe / "figures" / f"{name}.png" for name in ("detections", "anchors", "pr_curves")]
+        return {"test mAP@0.5": round(m["test/map_50"], 4), "test mAP@[.5:.95]": round(m["test/map"], 4),
+                "ours vs pycocotools": f"{m['test/ours_vs_pycocotools']:.1e}"}
+
+    rows = _tour_rows(DETECTION_TOUR, out, quick, metrics)
+    figures = [out / recipe / "figures" / f"{name}.png" for recipe, _, _ in DETECTION_TOUR
+               for name in ("detections", "anchors", "pr_curves")]
     html = ("<p>Object detection on the shapes world, scenes of circles, squares, triangles, stars and crosses "
             "on textured ground, generated here (<code>dlcamp data export shapes</code> writes them as COCO JSON). "
             "SSD predicts classes and box offsets for ~1,400 default boxes over four feature scales in one pass, "

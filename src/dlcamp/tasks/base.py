@@ -83,10 +83,18 @@ class Task(L.LightningModule):
         cfg = dict(self.optim_cfg)
         name = cfg.pop("name")
         schedule = cfg.pop("schedule", None) or {"name": "constant"}
-        optimizer = get_optimizer_class(name)(self.model.parameters(), **cfg)
+        optimizer = get_optimizer_class(name)(self.trained_parameters(), **cfg)
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(schedule, total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_lambda(schedule, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """What the optimizer updates: the model's parameters (a task may train modules of its own too)."""
+        return list(self.model.parameters())
+
+    def lr_lambda(self, schedule: dict[str, Any], total_steps: int):
+        """The learning-rate factor of step ``s`` over the whole run (a task may restart it in phases)."""
+        return lr_multiplier(schedule, total_steps)
 
     # -- evaluation outside Lightning (final metrics, `dlcamp eval`) --------------------
     @abc.abstractmethod

@@ -105,16 +105,13 @@ class DetectionTask(Task):
                 optimizer.state.pop(p, None)
         self._stage = stage
 
-    def configure_optimizers(self):
-        if self.training_mode != "four_step":
-            return super().configure_optimizers()
-        from dlcamp.optim import get_optimizer_class
+    def trained_parameters(self) -> list[nn.Parameter]:
+        extra = list(self.first_body.parameters()) if self.first_body is not None else []
+        return super().trained_parameters() + extra
 
-        cfg = dict(self.optim_cfg)
-        name = cfg.pop("name")
-        schedule = cfg.pop("schedule", None) or {"name": "constant"}
-        optimizer = get_optimizer_class(name)(list(self.model.parameters()) + list(self.first_body.parameters()),
-                                              **cfg)
+    def lr_lambda(self, schedule: dict[str, Any], total_steps: int):
+        if self.training_mode != "four_step":
+            return super().lr_lambda(schedule, total_steps)
         bounds = self._stage_bounds()
         per_stage = [lr_multiplier(schedule, max(1, bounds[k + 1] - bounds[k])) for k in range(4)]
 
@@ -122,8 +119,7 @@ class DetectionTask(Task):
             k = self.stage_at(step) - 1
             return per_stage[k](step - bounds[k])
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return factor
 
     # -- training and validation ---------------------------------------------------------------
     def training_step(self, batch, batch_idx):
