@@ -7,8 +7,11 @@ names only through registries, so every name a user types can be listed and chec
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
-from typing import Any, Callable, Generic, TypeVar
+import pkgutil
+import typing
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from dlcamp.errors import UnknownNameError
 
@@ -97,3 +100,83 @@ def check_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], what: str) -> N
             close = difflib.get_close_matches(key, list(known), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"it takes: {', '.join(known) or 'nothing'}"
             raise UsageError(f"{what} has no option {key!r}; {hint}")
+
+
+def forwards(target: Callable[..., Any], *, drop: Iterable[str] = ()) -> Callable[[T], T]:
+    """Decorator for a builder that sets some keywords itself and passes ``**kwargs`` on to ``target``.
+
+    The builder's visible signature (and type hints) becomes its own keyword parameters
+    plus every keyword parameter of ``target`` (a class's ``__init__`` or a function) that
+    the builder does not declare or ``drop``. Recipes are then checked against the class
+    itself, and every constructor argument is reachable from a recipe without the builder
+    repeating it::
+
+        @register_model("fasterrcnn")
+        @forwards(FasterRCNN, drop=("backbone",))
+        def fasterrcnn(*, backbone: str = "tiny", num_classes: int = 5, **kwargs) -> FasterRCNN:
+            return FasterRCNN(make_backbone(backbone), num_classes=num_classes, **kwargs)
+    """
+    dropped = set(drop)
+
+    def decorator(fn: T) -> T:
+        own = inspect.signature(fn)
+        own_params = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        names = {p.name for p in own_params} | dropped | {"self"}
+        callee = target.__init__ if inspect.isclass(target) else target
+        extra = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for k, p in signature_params(callee).items()
+                 if k not in names]
+        # positional-or-keyword parameters of the builder stay first; keyword-only after
+        ordered = sorted(own_params + extra, key=lambda p: p.kind)
+        fn.__signature__ = own.replace(parameters=ordered)  # type: ignore[attr-defined]
+        hints: dict[str, Any] = {}
+        for source in (callee, fn):  # the builder's own hints win
+            try:
+                hints.update(typing.get_type_hints(source))
+            except Exception:  # unresolvable annotations: names are still checked
+                pass
+        fn.__annotations__ = {k: v for k, v in hints.items() if k in {p.name for p in ordered} or k == "return"}
+        fn.__wrapped_target__ = target  # type: ignore[attr-defined]
+        return fn
+
+    return decorator
+
+
+# -- discovery ----------------------------------------------------------------------------
+
+PLUGIN_GROUP = "dlcamp.plugins"
+_loaded: set[str] = set()
+
+
+def import_package(package: str) -> None:
+    """Import every module under ``package`` (once): importing a module registers what it defines.
+
+    A new family is a new module or sub-package; no list of modules to edit.
+    """
+    if package in _loaded:
+        return
+    _loaded.add(package)
+    pkg = importlib.import_module(package)
+    for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        importlib.import_module(info.name)
+    load_plugins()
+
+
+def load_plugins() -> None:
+    """Import the modules that installed packages declare under the ``dlcamp.plugins`` entry-point group.
+
+    A family kept outside dlcamp declares in its own ``pyproject.toml``::
+
+        [project.entry-points."dlcamp.plugins"]
+        toy = "my_family.toy"
+
+    and importing that module registers its models, tasks, data, recipes and tour sections.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        key = f"plugin:{ep.value}"
+        if key not in _loaded:
+            _loaded.add(key)
+            importlib.import_module(ep.module)

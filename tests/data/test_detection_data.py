@@ -96,6 +96,18 @@ def test_coco_folder_loads_with_contiguous_labels_and_xyxy_boxes(tmp_path):
     assert dm.info()["category_ids"] == [3, 7]
 
 
+def test_parse_coco_gives_categories_by_id_and_xyxy_records_with_contiguous_labels(tmp_path):
+    from dlcamp.data.coco import parse_coco
+
+    coco_folder(tmp_path)
+    parsed = parse_coco(tmp_path / "train" / "annotations.json", tmp_path / "train" / "images")
+    assert parsed.categories == [(3, "cat"), (7, "dog")]
+    records = {r.image_id: r for r in parsed.records}
+    assert records[10].boxes == [[4, 6, 14, 14], [20, 2, 32, 22]] and records[10].labels == [0, 1]
+    assert records[10].iscrowd == [False, True] and records[12].boxes == []
+    assert records[11].path == tmp_path / "train" / "images" / "11.png"
+
+
 def test_batches_stack_when_resized_and_are_lists_when_sizes_differ(tmp_path):
     images = [image(10), image(11), image(12, width=40, height=30), image(13)]
     coco_folder(tmp_path, train_images=images)

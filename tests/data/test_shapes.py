@@ -241,3 +241,45 @@ def test_export_refuses_a_non_empty_split_folder(tmp_path):
     export_coco(tmp_path, "test", 1, config)
     with pytest.raises(UsageError, match="not empty"):
         export_coco(tmp_path, "test", 1, config)
+
+
+# -- the package: the world, its base data module, the detection module ----------------------
+
+def test_an_unrotated_square_covers_exactly_its_size():
+    from dlcamp.data.shapes.draw import thing_mask
+
+    mask, shading = thing_mask(1, 10, 0.0)
+    assert mask.shape == (10, 10) and mask.all() and shading.shape == (10, 10)
+
+
+def test_the_data_module_exports_what_export_coco_writes(tmp_path):
+    from dlcamp.data.contracts import Exportable
+    from dlcamp.data.shapes.detection import ShapesData as DetectionRoom
+    from dlcamp.data.shapes.export import export_coco as export_room
+
+    assert DetectionRoom is ShapesData and export_room is export_coco
+    dm = shapes(image_size=32, min_size=6, max_size=16, scene_seed=2, train_size=3, val_size=2, test_size=2)
+    assert isinstance(dm, Exportable)
+    folder = dm.export(tmp_path / "module", "val", 2)
+    reference = export_coco(tmp_path / "function", "val", 2, dm.config, scene_seed=2)
+    assert folder == tmp_path / "module" / "val"
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(reference) for p in reference.rglob("*") if p.is_file())
+    assert all((folder / f).read_bytes() == (reference / f).read_bytes() for f in files)
+
+
+def test_a_new_use_of_the_world_is_one_subclass_of_the_world_data_module():
+    from dlcamp.data.shapes.base import WORLD_KNOBS, ShapesWorldData
+
+    class Captions(ShapesWorldData):  # (image, caption) pairs: what a CLIP module would serve
+        def build_splits(self):
+            return {split: [(self.scene(split, i).image, self.scene(split, i).caption) for i in range(n)]
+                    for split, n in self.sizes.items()}
+
+    assert set(WORLD_KNOBS) == set(ShapesConfig.__dataclass_fields__)
+    dm = Captions.from_options(image_size=32, min_size=6, max_size=16, train_size=2, val_size=1, test_size=1,
+                               batch_size=2)
+    assert dm.config == ShapesConfig(image_size=32, min_size=6, max_size=16)
+    assert (dm.batch_size, dm.eval_batch_size, dm.input_shape) == (2, 64, (3, 32, 32))
+    dm.setup()
+    assert dm.splits["val"][0][1] == render_scene(1, 0, dm.config).caption  # val: scene seed + 1

@@ -370,3 +370,38 @@ def test_impossible_seq2seq_requests_are_usage_errors():
         dates(forms=["julian"])
     with pytest.raises(UsageError):
         dates(n_train=50, n_val=5, n_test=5, forms=[])
+
+
+# -- the package: one room per concept, the text contracts ------------------------------------
+
+def test_encode_padded_right_pads_and_wraps_targets_in_bos_eos():
+    from dlcamp.data.text.vocab import encode_padded
+
+    vocab = Vocab("ab")
+    a, b = vocab.stoi["a"], vocab.stoi["b"]
+    assert encode_padded(vocab, ["ab", "b"], 4).tolist() == [[a, b, 0, 0], [b, 0, 0, 0]]
+    assert encode_padded(vocab, ["ab", "b"], 5, bos_eos=True).tolist() == [[1, a, b, 2, 0], [1, b, 2, 0, 0]]
+    with pytest.raises(ValueError, match="does not fit"):
+        encode_padded(vocab, ["abab"], 5, bos_eos=True)
+
+
+def test_check_sizes_names_the_size_that_is_not_positive():
+    from dlcamp.data.text.base import check_sizes
+
+    assert check_sizes(n_train=3, n_val=1, n_test=2) == {"train": 3, "val": 1, "test": 2}
+    with pytest.raises(UsageError, match="data.n_val must be a positive integer"):
+        check_sizes(n_train=3, n_val=0, n_test=2)
+
+
+def test_text_data_modules_follow_the_text_contracts():
+    from dlcamp.data import contracts
+    from dlcamp.data.text.corpus import TextCorpusData
+    from dlcamp.data.text.reber import ReberData as ReberRoom
+    from dlcamp.data.text.seq2seq import Seq2SeqData as Seq2SeqRoom
+
+    assert ReberRoom is ReberData and Seq2SeqRoom is Seq2SeqData  # the package re-exports its rooms
+    assert issubclass(TextCorpusData, contracts.TextData) and issubclass(ReberData, contracts.TextData)
+    assert issubclass(Seq2SeqData, contracts.Seq2SeqData)
+    dm = reverse(n_train=8, n_val=4, n_test=4)
+    assert isinstance(dm, contracts.Seq2SeqData) and dm.max_target_len == 12 + 2  # BOS + 12 letters + EOS
+    assert dm.model_facts() == {"vocab_size": 4 + 26, "max_len": 14}

@@ -81,6 +81,8 @@ def test_logits_match_torchvision(name):
 
 
 def test_googlenet_aux_logits_match_torchvision_in_training():
+    from dlcamp.models.contracts import AuxiliaryClassifier
+
     reference = _torchvision("googlenet").train()
     ours = _ours_with_weights_of(reference, "googlenet").train()
     for model in (reference, ours):  # dropout draws differ between the two: switch it off
@@ -92,6 +94,7 @@ def test_googlenet_aux_logits_match_torchvision_in_training():
         expected = reference(x)  # torchvision's GoogLeNetOutputs in training
         got = ours.forward_with_aux(x)
     assert got._fields == expected._fields == ("logits", "aux_logits2", "aux_logits1")
+    assert isinstance(ours, AuxiliaryClassifier)  # main logits first, then the aux heads': the contract's order
     for field in got._fields:
         torch.testing.assert_close(getattr(got, field), getattr(expected, field), rtol=RTOL, atol=ATOL)
     assert isinstance(ours(x), torch.Tensor)  # plain forward stays tensor -> tensor in training

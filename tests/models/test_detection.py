@@ -8,6 +8,11 @@ import torch
 from dlcamp import ops
 from dlcamp.data.detection import detection_collate
 from dlcamp.models import get_model
+from dlcamp.models.contracts import Grouped
+from dlcamp.models.detection.base import match_boxes
+from dlcamp.models.detection.fasterrcnn import FasterRCNN
+from dlcamp.models.detection.roi_heads import RoIHeads
+from dlcamp.models.detection.rpn import RegionProposalNetwork
 
 SIZE = 64
 SSD_TINY = dict(input_shape=(3, SIZE, SIZE), widths=(16, 32, 32, 32), num_levels=3, min_scale=0.2, max_scale=0.6)
@@ -121,24 +126,22 @@ def test_hard_negative_ratio_sets_how_many_negatives_enter_the_loss(monkeypatch)
     assert seen[None][0] == 2 * len(get_model("ssd", num_classes=5, **SSD_TINY).default_boxes) - pos
 
 
-def test_four_step_stages_train_only_their_own_parts():
-    from dlcamp.tasks.detection import DetectionTask
+def test_four_step_stages_reach_only_their_own_parts():
+    import copy
 
     torch.manual_seed(0)
     model = get_model("fasterrcnn", num_classes=5, **FRCNN_TINY)
-    task = DetectionTask(model, optim={"name": "adam", "lr": 1e-3}, class_names=list("abcde"), category_ids=[],
-                         training_mode="four_step")
+    first_body = copy.deepcopy(model.body)  # step 1's RPN has a backbone of its own
     images, targets = _batch(2)
-    parts = {"first_body": task.first_body, "body": model.body, "rpn": model.rpn, "box_head": model.box_head}
-    expected = {1: {"first_body", "rpn"}, 2: {"body", "box_head"}, 3: {"rpn"}, 4: {"box_head"}}
+    parts = {"first_body": first_body, "body": model.body, "rpn": model.rpn, "head": model.roi_heads}
+    expected = {1: {"first_body", "rpn"}, 2: {"body", "head"}, 3: {"rpn"}, 4: {"head"}}
     for stage, trained in expected.items():
-        task.zero_grad(set_to_none=True)
-        task._enter_stage(stage)
-        model.loss(images, targets, stage=stage, first_body=task.first_body)["loss"].backward()
+        for m in parts.values():
+            m.zero_grad(set_to_none=True)
+        model.loss(images, targets, stage=stage, first_body=first_body)["loss"].backward()
         got = {name for name, m in parts.items() if any(p.grad is not None and p.grad.abs().sum() > 0
                                                         for p in m.parameters())}
         assert got == trained, (stage, got)
-    assert not model.body.training  # frozen from step 3 on: batch-norm statistics too
 
 
 def test_kmeans_anchor_shapes_drive_the_rpn():
@@ -165,37 +168,126 @@ def test_ssd_scales_its_boxes_back_to_an_image_of_another_size():
 
 def test_resnet_backbone_builds_only_the_stages_its_levels_use():
     model = get_model("fasterrcnn", num_classes=5, backbone="resnet18", anchor_sizes=[[32]], aspect_ratios=[1.0])
-    names = {n.split(".")[3] for n, _ in model.named_parameters() if n.startswith("body.backbone.body.")}
+    names = {n.split(".")[2] for n, _ in model.named_parameters() if n.startswith("body.body.")}
     assert "layer2" in names and "layer3" not in names and "layer4" not in names
     images, targets = _batch(1)
     model.loss(images, targets)["loss"].backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def test_four_step_learning_rate_restarts_its_schedule_at_each_step():
-    from types import SimpleNamespace
-
-    from dlcamp.tasks.detection import DetectionTask
-
-    model = get_model("fasterrcnn", num_classes=2, **FRCNN_TINY)
-    task = DetectionTask(model, optim={"name": "sgd", "lr": 1.0, "schedule": {"name": "linear"}},
-                         class_names=["a", "b"], category_ids=[], training_mode="four_step")
-    task._trainer = SimpleNamespace(estimated_stepping_batches=40)  # four steps of 10
-    scheduler = task.configure_optimizers()["lr_scheduler"]["scheduler"]
-    factor = scheduler.lr_lambdas[0]
-    assert [task.stage_at(s) for s in (0, 9, 10, 19, 20, 30, 39)] == [1, 1, 2, 2, 3, 4, 4]
-    for start in (0, 10, 20, 30):
-        assert factor(start) == 1.0 and factor(start + 9) == pytest.approx(0.1)  # each step decays from 1
-    params = {id(p) for g in scheduler.optimizer.param_groups for p in g["params"]}
-    assert all(id(p) in params for p in task.first_body.parameters())  # step 1's own backbone is trained
-
-
 def test_fasterrcnn_leaves_anchors_on_a_crowd_region_out_of_the_rpn_loss():
     model = get_model("fasterrcnn", num_classes=2, **FRCNN_TINY)
     anchors = model.anchors_per_level((64, 64))[0]
     region = torch.tensor([[8.0, 8.0, 40.0, 40.0]])
-    _, plain = model._match(model.rpn_matcher, region, torch.zeros(0, 4), anchors)
-    _, crowd = model._match(model.rpn_matcher, torch.zeros(0, 4), region, anchors)
+    _, plain = match_boxes(model.rpn.matcher, region, torch.zeros(0, 4), anchors)
+    _, crowd = match_boxes(model.rpn.matcher, torch.zeros(0, 4), region, anchors)
     assert (plain == 1).any() and not (crowd == 1).any()
-    near = ops.box_iou(region, anchors)[0] >= model.rpn_matcher.low_threshold
+    near = ops.box_iou(region, anchors)[0] >= model.rpn.matcher.low_threshold
     assert near.any() and (crowd[near] == -1).all() and (crowd[~near] == 0).all()  # ignored, not background
+
+
+# -- Faster R-CNN's parts: RPN and RoI heads, their thresholds, their parameter groups ------------------------
+
+GT = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+IOU_065 = torch.tensor([[0.0, 0.0, 10.0, 6.5]])  # inside GT, 65 of its 100 px^2: IoU 0.65
+
+
+def _sampled_labels(part, run) -> torch.Tensor:
+    """The labels (1 positive, 0 negative, -1 left out) that ``part``'s sampler is given while ``run()`` runs."""
+    real, seen = part.sampler, []
+
+    def spy(labels):
+        seen.extend(labels)
+        return real(labels)
+
+    part.sampler = spy
+    try:
+        run()
+    finally:
+        part.sampler = real
+    return seen[0]
+
+
+def _rpn_label_of_a_065_anchor(model: FasterRCNN) -> int:
+    rpn = model.rpn
+    assert isinstance(rpn, RegionProposalNetwork)
+    anchors = torch.cat([GT, IOU_065])  # the exact anchor is GT's best match: a positive at any threshold
+    target = {"boxes": GT, "labels": torch.tensor([0])}
+    labels = _sampled_labels(rpn, lambda: rpn.losses(torch.zeros(1, 2), torch.zeros(1, 2, 4), anchors, [target]))
+    assert labels[0] == 1
+    return int(labels[1])
+
+
+def _roi_label_of_a_065_proposal(model: FasterRCNN) -> int:
+    heads = model.roi_heads
+    assert isinstance(heads, RoIHeads)
+    feats = [torch.zeros(1, model.body.out_channels[0], 8, 8)]
+    target = {"boxes": GT, "labels": torch.tensor([0])}
+    labels = _sampled_labels(heads, lambda: heads.loss(feats, [IOU_065], [target]))  # GT is added as a proposal
+    assert labels[1] == 1
+    return int(labels[0])
+
+
+def test_iou_thresholds_set_through_the_registry_decide_the_rpn_and_roi_matches():
+    loose = get_model("fasterrcnn", num_classes=2, rpn_fg_iou=0.6, box_fg_iou=0.6, **FRCNN_TINY)
+    strict = get_model("fasterrcnn", num_classes=2, rpn_fg_iou=0.7, box_fg_iou=0.7, **FRCNN_TINY)
+    assert _rpn_label_of_a_065_anchor(loose) == 1 and _rpn_label_of_a_065_anchor(strict) == -1  # -1: between
+    assert _roi_label_of_a_065_proposal(loose) == 1 and _roi_label_of_a_065_proposal(strict) == -1
+    background = get_model("fasterrcnn", num_classes=2, rpn_fg_iou=0.7, rpn_bg_iou=0.66, box_fg_iou=0.7,
+                           box_bg_iou=0.66, **FRCNN_TINY)
+    assert _rpn_label_of_a_065_anchor(background) == 0 and _roi_label_of_a_065_proposal(background) == 0
+
+
+def test_every_fasterrcnn_argument_is_a_recipe_key_and_typos_are_refused():
+    import inspect
+
+    from dlcamp.engine.run import resolve
+    from dlcamp.errors import UsageError
+    from dlcamp.models import MODELS
+    from dlcamp.recipes import get_recipe
+
+    builder = MODELS.builder("fasterrcnn")
+    takes = inspect.signature(builder).parameters
+    assert set(inspect.signature(FasterRCNN).parameters) - {"body"} <= set(takes)
+    cfg = resolve(get_recipe("fasterrcnn-shapes"), ["model.rpn_fg_iou=0.6", "model.box_fg_iou=0.6",
+                                                    "model.rpn_nms_threshold=0.8"])["model"]
+    assert (cfg["rpn_fg_iou"], cfg["box_fg_iou"], cfg["rpn_nms_threshold"]) == (0.6, 0.6, 0.8)
+    model = get_model("fasterrcnn", num_classes=2, **{k: v for k, v in cfg.items() if k != "name"})
+    assert model.rpn.nms_threshold == 0.8
+    with pytest.raises(UsageError, match=r"did you mean rpn_fg_iou\b"):  # the closest name first
+        resolve(get_recipe("fasterrcnn-shapes"), ["model.rpn_fg_iuo=0.6"])
+
+
+def test_ssd_builder_reaches_every_ssd_argument():
+    import inspect
+
+    from dlcamp.models import MODELS
+    from dlcamp.models.detection.ssd import SSD
+
+    takes = set(inspect.signature(MODELS.builder("ssd")).parameters)
+    assert set(inspect.signature(SSD).parameters) - {"image_size"} <= takes
+    assert get_model("ssd", num_classes=2, topk_candidates=7, **SSD_TINY).topk_candidates == 7
+
+
+@pytest.mark.parametrize("kwargs", [FRCNN_TINY, {**FRCNN_TINY, "fpn": True, "fpn_channels": 16,
+                                                 "anchor_sizes": [[16], [32], [64]]}])
+def test_fasterrcnn_param_groups_hold_every_parameter_exactly_once(kwargs):
+    model = get_model("fasterrcnn", num_classes=5, **kwargs)
+    assert isinstance(model, Grouped)
+    groups = model.param_groups()
+    assert list(groups) == ["body", "rpn", "head"]
+    owned = [id(p) for m in groups.values() for p in m.parameters()]
+    assert len(owned) == len(set(owned))  # no parameter in two groups
+    assert set(owned) == {id(p) for p in model.parameters()}  # and none left out
+    assert groups["rpn"] is model.rpn and groups["head"] is model.roi_heads
+    assert model.box_head is model.roi_heads.box_head
+
+
+def test_fasterrcnn_refuses_anchor_levels_that_do_not_match_the_feature_maps():
+    from dlcamp.errors import UsageError
+    from dlcamp.models.backbones import get_backbone
+
+    with pytest.raises(UsageError, match="fpn=true"):
+        get_model("fasterrcnn", num_classes=2, anchor_sizes=[[16], [32]])
+    with pytest.raises(UsageError, match="one level of anchors per map"):
+        FasterRCNN(get_backbone("tiny", num_levels=2, widths=(8, 8, 8)), num_classes=2, anchor_sizes=[[16]])

@@ -181,3 +181,33 @@ def test_conditional_vae_needs_and_uses_the_label():
     b = model.log_prob(x, (y + 1) % 3, k=20)
     assert a.shape == (4,) and not torch.allclose(a, b)
     assert model.sample(4, condition=y).shape == (4, 1, 4, 4)
+
+
+def test_the_vae_family_is_a_latent_variable_model_and_autoregressive_models_are_not():
+    from dlcamp.models.generative.base import DensityModel, LatentVariableModel
+
+    for name in ("vae", "cvae"):
+        model = get_model(name, input_shape=SHAPE, latent_dim=2, hidden=[8])
+        assert isinstance(model, LatentVariableModel) and isinstance(model, DensityModel)
+        x = (torch.rand(3, *SHAPE) > 0.5).float()
+        y = torch.tensor([0, 1, 2]) if model.conditional else None
+        mu, logvar = model.encode(x, y)  # what the likelihood task draws its latent figures from
+        assert mu.shape == logvar.shape == (3, 2) and model.decode_mean(mu, y).shape == (3, *SHAPE)
+        assert set(model.elbo(x, y)) == {"elbo", "recon", "kl"}
+    assert not isinstance(_build("nade"), LatentVariableModel)
+
+
+def test_a_latent_variable_model_must_provide_encode_decode_mean_and_elbo():
+    from dlcamp.models.generative.base import LatentVariableModel
+
+    class OnlyDensity(LatentVariableModel):
+        input_shape = SHAPE
+
+        def log_prob(self, x, condition=None):
+            return x.new_zeros(len(x))
+
+        def sample(self, n, condition=None):
+            return torch.zeros(n, *SHAPE)
+
+    with pytest.raises(TypeError, match="decode_mean.*elbo.*encode|abstract"):
+        OnlyDensity()

@@ -175,8 +175,11 @@ def test_inputs_of_the_wrong_size_raise_value_error():
 # -- attention maps -------------------------------------------------------------------------
 
 def test_attention_maps_are_distributions_and_the_ones_used():
+    from dlcamp.models.contracts import AttentionMapper
+
     torch.manual_seed(4)
     model = vit_digits32(dim=16, depth=3, num_heads=2, mlp_dim=32).eval()
+    assert isinstance(model, AttentionMapper) and model.patch_size == 4  # the contract the classification task checks
     images = torch.rand(2, 1, 32, 32)
     maps = model.attention_maps(images)
     assert len(maps) == 3 and all(m.shape == (2, 2, 65, 65) for m in maps)  # (B, nh, T, T)

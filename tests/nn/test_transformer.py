@@ -304,3 +304,17 @@ def test_kept_encoder_weights_match_torch_attention(batch_first):
     assert ours.self_attention_weights.shape == (B, NH, S, S)
     torch.testing.assert_close(ours.self_attention_weights, ref_weights, atol=ATOL, rtol=0)
     assert ours.keep_attention and not TransformerEncoderLayer(E, NH).keep_attention  # off by default
+
+
+def test_keeping_attention_switches_every_layer_on_for_the_block_only():
+    from dlcamp.nn import keeping_attention
+
+    decoder = _decoder_stack()
+    decoder.layers[0].keep_attention = True  # a switch already on stays on afterwards
+    with pytest.raises(RuntimeError, match="inside"):
+        with keeping_attention(nn.ModuleList([decoder])):
+            assert all(layer.keep_attention for layer in decoder.layers)
+            decoder(torch.randn(B, T, E), torch.randn(B, S, E), tgt_is_causal=True)
+            raise RuntimeError("an error inside the block")
+    assert [layer.keep_attention for layer in decoder.layers] == [True] + [False] * (len(decoder.layers) - 1)
+    assert all(layer.self_attention_weights.shape == (B, NH, T, T) for layer in decoder.layers)

@@ -11,6 +11,7 @@ from torchvision.models.detection.image_list import ImageList
 from dlcamp.errors import UsageError
 from dlcamp.ops import AnchorGenerator, best_anchor_iou, default_boxes, grid_anchors, kmeans_anchors, \
     num_default_boxes
+from dlcamp.ops.anchors import anchor_shapes, centred_boxes
 
 IMAGE = (64, 96)
 FEATURES = [(16, 24), (8, 12), (4, 6)]
@@ -37,12 +38,28 @@ def test_anchor_generator_matches_torchvision(sizes, ratios):
 
 
 def test_grid_anchors_are_location_major_and_centred_on_cells():
-    anchors = grid_anchors((2, 3), (8, 10), sizes=[4.0, 8.0], aspect_ratios=[1.0])
+    cell = centred_boxes(anchor_shapes([4.0, 8.0], [1.0]))
+    anchors = grid_anchors(cell, (2, 3), (8, 10))
     assert anchors.shape == (2 * 3 * 2, 4)
     centres = (anchors[:, :2] + anchors[:, 2:]) / 2
-    expected = torch.tensor([[10.0 * j, 8.0 * i] for i in range(2) for j in range(3) for _ in range(2)])
+    expected = torch.tensor([[10.0 * (j + 0.5), 8.0 * (i + 0.5)] for i in range(2) for j in range(3) for _ in range(2)])
     assert torch.equal(centres, expected)
     torch.testing.assert_close(anchors[:2, 2:] - anchors[:2, :2], torch.tensor([[4.0, 4.0], [8.0, 8.0]]))
+    corners = grid_anchors(cell, (2, 3), (8, 10), offset=0.0)  # torchvision's: on the cells' top-left pixels
+    assert torch.equal(corners, anchors - torch.tensor([5.0, 4.0, 5.0, 4.0]))
+
+
+def test_anchor_shapes_have_the_size_as_side_of_their_area_and_the_ratio_as_height_over_width():
+    wh = anchor_shapes([16.0, 32.0], [0.5, 1.0, 2.0])
+    assert wh.shape == (6, 2)  # size-major
+    torch.testing.assert_close(wh[:, 0] * wh[:, 1], torch.tensor([16.0**2] * 3 + [32.0**2] * 3))
+    torch.testing.assert_close(wh[:, 1] / wh[:, 0], torch.tensor([0.5, 1.0, 2.0] * 2))
+    assert torch.equal(centred_boxes(wh)[:, 2:], wh / 2) and torch.equal(centred_boxes(wh)[:, :2], -wh / 2)
+
+
+def test_grid_anchors_refuses_cell_anchors_that_are_not_boxes():
+    with pytest.raises(UsageError, match="cell anchors"):
+        grid_anchors(torch.zeros(3, 2), (2, 2), 8)
 
 
 @pytest.mark.parametrize("clip", [True, False])

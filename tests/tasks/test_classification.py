@@ -19,7 +19,7 @@ def test_overfits_one_batch(options):
     torch.manual_seed(0)
     x, y = torch.rand(32, 1, 8, 8), torch.arange(32) % 10
     model = get_model("mlp", width=64, depth=2)
-    task = classification(model=model, datamodule=_Data(), optim={"name": "adam", "lr": 1e-2}, **options)
+    task = classification(model=model, datamodule=_Data(), **options)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
         opt.zero_grad()
@@ -35,10 +35,33 @@ def test_overfits_one_batch(options):
     assert clean < 0.15, (options, clean)
 
 
+def test_options_are_the_task_class_own_and_checked_there():
+    import inspect
+
+    from dlcamp.tasks.classification import ClassificationTask
+
+    # The builder forwards the class's options (the engine sets optim and channels_last later).
+    assert list(inspect.signature(classification).parameters) == [
+        "model", "datamodule", "label_smoothing", "mixup_alpha", "cutmix_alpha", "input_noise", "weight_noise"]
+    with pytest.raises(ValueError, match="task.label_smoothing must be < 1"):
+        classification(model=get_model("mlp", width=8), datamodule=_Data(), label_smoothing=1.0)
+    with pytest.raises(ValueError, match="task.mixup_alpha must be >= 0"):
+        ClassificationTask(get_model("mlp", width=8), num_classes=10, mixup_alpha=-1.0)
+
+
+def test_googlenet_and_vit_declare_their_contracts():
+    from dlcamp.models.contracts import AttentionMapper, AuxiliaryClassifier
+
+    googlenet = get_model("googlenet_small", in_channels=1, input_shape=(1, 32, 32), num_classes=10)
+    vit = get_model("vit_digits32", depth=1, dim=16, mlp_dim=16, num_heads=2)
+    assert isinstance(googlenet, AuxiliaryClassifier) and not isinstance(googlenet, AttentionMapper)
+    assert isinstance(vit, AttentionMapper) and not isinstance(get_model("mlp", width=8), AuxiliaryClassifier)
+
+
 def test_non_finite_loss_is_caught_before_the_step():
     from dlcamp.tasks.base import NonFiniteLoss
 
-    task = classification(model=get_model("mlp", width=8), datamodule=_Data(), optim={"name": "sgd", "lr": 0.1})
+    task = classification(model=get_model("mlp", width=8), datamodule=_Data())
     with pytest.raises(NonFiniteLoss, match="at step 0"):
         task.check_finite(torch.tensor(float("nan")))
 
@@ -62,7 +85,8 @@ def test_auxiliary_classifiers_are_trained_through_the_task():
 
     torch.manual_seed(0)
     model = get_model("googlenet_small", in_channels=1, input_shape=(1, 32, 32), num_classes=10, aux_logits=True)
-    task = classification(model=model, datamodule=_Data(), optim={"name": "adam", "lr": 1e-3})
+    task = classification(model=model, datamodule=_Data())
+    task.configure_engine(optim={"name": "adam", "lr": 1e-3})  # what the engine does after the builder
     aux = {k: v.detach().clone() for k, v in model.named_parameters() if k.startswith("aux")}
     main = {k: v.detach().clone() for k, v in model.named_parameters() if k.startswith("fc")}
     assert aux and main

@@ -154,3 +154,72 @@ def test_a_missing_image_file_is_named(tmp_path, cli, usage_error):
     (root / "train" / "images" / "a.png").unlink()
     proc = cli("train", str(_coco_recipe(tmp_path, root)), "-o", str(tmp_path / "run"))
     usage_error(proc, "a.png")
+
+
+FRCNN_TINY = dict(widths=(16, 32, 32), anchor_sizes=[[12, 24, 40]], representation=64, rpn_batch_size=64,
+                  box_batch_size=32)
+
+
+def _four_step_task(**optim):
+    import torch
+
+    from dlcamp.models import get_model
+    from dlcamp.tasks.detection import DetectionTask
+
+    torch.manual_seed(0)
+    model = get_model("fasterrcnn", num_classes=5, **FRCNN_TINY)
+    task = DetectionTask(model, class_names=list("abcde"), category_ids=[], training_mode="four_step")
+    task.configure_engine(optim=optim or {"name": "adam", "lr": 1e-3})
+    return model, task
+
+
+def _tiny_batch(n: int = 2):
+    from dlcamp.data import get_dataset
+    from dlcamp.data.detection import detection_collate
+
+    dm = get_dataset("shapes", image_size=64, min_objects=1, max_objects=2, min_size=14, max_size=30, clutter=0.0,
+                     train_size=n, val_size=2, test_size=2, scene_seed=3)
+    dm.setup()
+    return detection_collate([dm.splits["train"][i] for i in range(n)])
+
+
+def test_four_step_is_four_declared_phases_each_training_only_its_groups():
+    model, task = _four_step_task()
+    assert [(p.name, p.train, p.fresh_state, p.restart_schedule) for p in task.phases] == [
+        ("rpn_alone", ["rpn_body", "rpn"], True, True), ("detector", ["body", "head"], True, True),
+        ("rpn_shared", ["rpn"], True, True), ("head_shared", ["head"], True, True)]
+    images, targets = _tiny_batch()
+    groups = task.param_groups()
+    assert set(groups) == {"body", "rpn", "head", "rpn_body"} and groups["rpn_body"] is task.first_body
+    for stage, phase in enumerate(task.phases, start=1):
+        task.zero_grad(set_to_none=True)
+        task.freeze_for(phase)
+        model.loss(images, targets, stage=stage, first_body=task.first_body)["loss"].backward()
+        got = {name for name, m in groups.items()
+               if any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())}
+        assert got == set(phase.train), (phase.name, got)
+    assert not groups["body"].training  # frozen from step 3 on: batch-norm statistics too
+
+
+def test_four_step_learning_rate_restarts_its_schedule_in_each_phase():
+    from types import SimpleNamespace
+
+    from dlcamp.optim.groups import phase_bounds, phase_index
+
+    _, task = _four_step_task(name="sgd", lr=1.0, schedule={"name": "linear"})
+    task._trainer = SimpleNamespace(estimated_stepping_batches=40)  # four phases of 10
+    scheduler = task.configure_optimizers()["lr_scheduler"]["scheduler"]
+    factor = scheduler.lr_lambdas[0]
+    bounds = phase_bounds(task.phases, 40)
+    assert [phase_index(bounds, s) + 1 for s in (0, 9, 10, 19, 20, 30, 39)] == [1, 1, 2, 2, 3, 4, 4]
+    for start in (0, 10, 20, 30):
+        assert factor(start) == 1.0 and factor(start + 9) == pytest.approx(0.1)  # each phase decays from 1
+    params = {id(p) for g in scheduler.optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in params for p in task.first_body.parameters())  # step 1's own backbone is trained
+
+
+def test_a_phased_schedule_refuses_several_processes_before_writing(tmp_path, cli, usage_error):
+    run = tmp_path / "x"
+    usage_error(cli("train", "fasterrcnn-shapes", "-o", str(run), "--set", "task.training_mode=four_step",
+                    "--devices", "2", *TINY_DATA, *TINY_MODEL["fasterrcnn-shapes"]), "phased", "--devices 1")
+    assert not run.exists()

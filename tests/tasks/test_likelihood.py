@@ -103,3 +103,33 @@ def test_training_lowers_the_nll_below_the_baseline_fit():
     with torch.no_grad():
         nade_nll = -model.log_prob(test).mean()
     assert nade_nll < baseline - 5, (nade_nll, baseline)
+
+
+class _Digits:
+    num_classes = 10
+    class_names: list[str] = []
+
+
+@pytest.mark.parametrize("name, conditional", [("nade", False), ("cvae", True)])
+def test_the_task_is_an_image_sampler_conditional_as_its_model(name, conditional):
+    from dlcamp.models import get_model
+    from dlcamp.tasks.base import ImageSampler
+    from dlcamp.tasks.likelihood import likelihood
+
+    torch.manual_seed(0)
+    options = {"hidden": 8} if name == "nade" else {"hidden": [8], "latent_dim": 2}
+    task = likelihood(model=get_model(name, input_shape=(1, 4, 4), **options), datamodule=_Digits())
+    assert isinstance(task, ImageSampler) and task.conditional is conditional
+    assert task.class_names == [str(k) for k in range(10)]  # the data module names none: indices
+    images, titles = task.sample_images(3)
+    assert images.shape == (3, 1, 4, 4)
+    assert titles == (["0", "1", "2"] if conditional else None)
+
+
+def test_the_builder_names_the_missing_density_model_contract():
+    from dlcamp.errors import UsageError
+    from dlcamp.models import get_model
+    from dlcamp.tasks.likelihood import likelihood
+
+    with pytest.raises(UsageError, match="needs a density model .* got MLP"):
+        likelihood(model=get_model("mlp", width=8), datamodule=_Digits())

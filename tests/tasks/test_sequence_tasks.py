@@ -125,3 +125,61 @@ def test_task_and_data_mismatch_is_a_usage_error(cli, tmp_path, usage_error):
                  "char_lm", "vocab_size", "digits")
     usage_error(cli("train", "transformer-dates", "-o", str(tmp_path / "b"), "--set", "task.beam_size=0"), "beam_size")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _text_data(kind: str = "text"):
+    """A data module fake that declares the text contracts (and nothing else)."""
+    from dlcamp.data.contracts import Seq2SeqData, TextData
+    from dlcamp.data.text import Vocab
+
+    class Chars(TextData):
+        vocab = Vocab("abc")
+        num_classes = 2
+
+    class Pairs(Seq2SeqData):
+        vocab = Vocab("abc")
+        max_target_len = 6
+
+    return {"text": Chars, "pairs": Pairs}[kind]()
+
+
+def test_builders_check_the_data_and_model_contracts_once_with_one_line():
+    from dlcamp.errors import UsageError
+    from dlcamp.models import get_model
+    from dlcamp.tasks.sequence import language_model, seq2seq, sequence_classification
+
+    class Digits:  # image data: no vocab
+        num_classes = 10
+
+    lm = get_model("char_lm", vocab_size=7, max_len=8, hidden=8, num_layers=1)
+    with pytest.raises(UsageError, match="language_model needs text data .* not Digits"):
+        language_model(model=lm, datamodule=Digits())
+    with pytest.raises(UsageError, match="language_model needs a language model .* got MLP"):
+        language_model(model=get_model("mlp", width=8), datamodule=_text_data())
+    with pytest.raises(UsageError, match="seq2seq needs source/target data .* not Chars"):
+        seq2seq(model=get_model("seq2seq_gru", vocab_size=7, hidden=8), datamodule=_text_data())
+    with pytest.raises(UsageError, match="seq2seq needs an encoder-decoder model .* got RecurrentLM"):
+        seq2seq(model=lm, datamodule=_text_data("pairs"))
+    with pytest.raises(UsageError, match="sequence_classification needs text data"):
+        sequence_classification(model=get_model("rnn_classifier", vocab_size=7, num_classes=10), datamodule=Digits())
+    task = seq2seq(model=get_model("seq2seq_gru", vocab_size=7, hidden=8), datamodule=_text_data("pairs"), beam_size=2)
+    assert task.max_new == 5 and task.beam_size == 2
+
+
+def test_builders_forward_the_task_options_and_the_engine_sets_optim():
+    import inspect
+
+    from dlcamp.models import get_model
+    from dlcamp.models.sequence.contracts import CountingModel
+    from dlcamp.tasks.sequence import language_model, seq2seq
+
+    assert list(inspect.signature(language_model).parameters) == [
+        "model", "datamodule", "sample_temperatures", "sample_length", "prompt"]
+    assert list(inspect.signature(seq2seq).parameters) == [
+        "model", "datamodule", "label_smoothing", "beam_size", "length_penalty"]
+    with pytest.raises(ValueError, match="task.sample_temperatures must be > 0"):
+        language_model(model=get_model("ngram", vocab_size=7), datamodule=_text_data(), sample_temperatures=[0])
+    task = language_model(model=get_model("ngram", vocab_size=7), datamodule=_text_data(), sample_length=5)
+    assert task.count_based and isinstance(task.model, CountingModel) and task.sample_length == 5
+    task.configure_engine(optim={"name": "adam", "lr": 1e-3})
+    assert task.configure_optimizers() is None  # counting: no optimizer

@@ -26,7 +26,10 @@ def list_benchmarks() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    from dlcamp.bench import attention, cnn, detection, likelihood, nms, optim, recipes, sequence  # noqa: F401
+    """Import every module of the package (each registers its own entries) and the installed plug-ins."""
+    from dlcamp.registry import import_package
+
+    import_package("dlcamp.bench")
 
 
 __all__ = ["BENCHMARKS", "get_benchmark", "list_benchmarks", "register_benchmark"]

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from dlcamp.errors import TrainingFailed, UsageError
 
-LISTABLE = ("models", "datasets", "recipes", "optimizers", "tasks", "benchmarks")
+LISTABLE = ("models", "datasets", "recipes", "optimizers", "tasks", "benchmarks", "sections")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,14 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("tour", help="train one quick recipe per family on embedded data and write one report")
     s.add_argument("--quick", action="store_true", help="shorter budgets (for a smoke run)")
     s.add_argument("-o", "--output", type=Path, default=Path("runs/tour"))
-    s.add_argument("--sections", nargs="+", metavar="NAME", help="only these sections (default: all)")
+    s.add_argument("--only", "--sections", dest="only", action="append", metavar="SECTION[,SECTION]",
+                   help="only these sections, e.g. --only mlp,cnn (default: all; `dlcamp list sections`)")
 
-    s = sub.add_parser("data", help="dataset tools: `data export shapes -o DIR` writes the shapes world as COCO")
-    s.add_argument("action", choices=("export",), help="export: write a generated dataset in COCO format")
-    s.add_argument("dataset", help="the dataset to export (only `shapes`, the generated world)")
+    s = sub.add_parser("data", help="dataset tools: `data export NAME -o DIR` writes a generated dataset to disk")
+    s.add_argument("action", choices=("export",), help="export: write a generated dataset in its standard format")
+    s.add_argument("dataset", help="a generated dataset, e.g. shapes (written as COCO)")
     s.add_argument("-o", "--output", type=Path, required=True, help="folder that receives one sub-folder per split")
     s.add_argument("--split", default="all", choices=("train", "val", "test", "all"), help="which split (default all)")
-    s.add_argument("-n", type=int, help="at most this many scenes per split (default: the split's size)")
+    s.add_argument("-n", type=int, help="at most this many items per split (default: the split's size)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a knob of the dataset builder, e.g. --set image_size=64 (repeatable)")
 
@@ -108,9 +109,11 @@ def cmd_list(args) -> int:
     from dlcamp.optim import list_optimizers
     from dlcamp.recipes import list_recipes
     from dlcamp.tasks import list_tasks
+    from dlcamp.tour import list_sections
 
     tables = {"models": list_models, "datasets": list_datasets, "recipes": list_recipes,
-              "optimizers": list_optimizers, "tasks": list_tasks, "benchmarks": list_benchmarks}
+              "optimizers": list_optimizers, "tasks": list_tasks, "benchmarks": list_benchmarks,
+              "sections": list_sections}
     for what in (LISTABLE if args.what == "all" else (args.what,)):
         if args.what == "all":
             print(f"{what}:")
@@ -175,6 +178,7 @@ def cmd_sample(args) -> int:
 
     from dlcamp.engine.run import load_run
     from dlcamp.report import figures as F
+    from dlcamp.tasks.base import ImageSampler
 
     if not 1 <= args.n <= MAX_SAMPLES:
         raise UsageError(f"-n must be between 1 and {MAX_SAMPLES}, got {args.n}")
@@ -182,12 +186,12 @@ def cmd_sample(args) -> int:
         raise UsageError(f"-o must name a .png file, got {str(args.output)!r}")
     built = load_run(args.run_dir)
     task = built.task
-    if not hasattr(task, "sample_images"):
+    if not isinstance(task, ImageSampler):
         raise UsageError(f"{str(args.run_dir)!r} is a {built.cfg['task']['name']!r} run; "
                          "`dlcamp sample` needs a generative model (task: likelihood)")
     condition = None
     if args.condition is not None:
-        if not task.model.conditional:
+        if not task.conditional:
             raise UsageError(f"--condition: the model of {str(args.run_dir)!r} ({built.cfg['model']['name']}) is not conditional")
         names = task.class_names
         try:
@@ -240,7 +244,10 @@ def cmd_params(args) -> int:
 def cmd_tour(args) -> int:
     from dlcamp.tour import run_tour
 
-    path = run_tour(args.output, quick=args.quick, sections=args.sections)
+    only = [name.strip() for item in args.only or [] for name in item.split(",") if name.strip()]
+    if args.only and not only:
+        raise UsageError("--only takes section names, e.g. --only mlp,cnn (`dlcamp list sections`)")
+    path = run_tour(args.output, quick=args.quick, only=only or None)
     print(f"tour report -> {path}")
     return 0
 
@@ -261,30 +268,45 @@ def cmd_bench(args) -> int:
     return 0 if result.get("ok", True) else 1
 
 
-EXPORTABLE = ("shapes",)
-
-
 def cmd_data(args) -> int:
-    if args.dataset not in EXPORTABLE:
-        raise UsageError(f"`dlcamp data export` writes generated datasets only ({', '.join(EXPORTABLE)}), "
-                         f"got {args.dataset!r}")
+    from dlcamp.data import get_dataset
+    from dlcamp.data.contracts import Exportable
+
     if args.n is not None and args.n < 1:
         raise UsageError(f"-n must be a positive integer, got {args.n}")
+    data = get_dataset(args.dataset, **_kv(args.overrides))  # checks the name, the knobs and their values
+    if not isinstance(data, Exportable):
+        exportable = ", ".join(exportable_datasets()) or "none is registered"
+        raise UsageError(f"`dlcamp data export` writes generated datasets only ({exportable}), got {args.dataset!r}")
     splits = ("train", "val", "test") if args.split == "all" else (args.split,)
     for split in splits:  # refuse before writing anything, not after the first split
         folder = args.output / split
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise UsageError(f"{folder} already exists and is not empty; choose another -o or remove it")
-
-    from dlcamp.data import get_dataset
-    from dlcamp.data.shapes import export_coco
-
-    data = get_dataset(args.dataset, **_kv(args.overrides))  # checks the knobs and their values
     for split in splits:
         n = data.sizes[split] if args.n is None else min(args.n, data.sizes[split])
-        folder = export_coco(args.output, split, n, data.config, data.scene_seed)
-        print(f"{split}: {n} scenes -> {folder} (images/, annotations.json, captions.json, semantic/, panoptic.json)")
+        folder = data.export(args.output, split, n)
+        print(f"{split}: {n} items -> {folder}")
     return 0
+
+
+def exportable_datasets() -> list[str]:
+    """Registered datasets whose data module is ``Exportable`` (the class its builder returns says so)."""
+    import inspect
+    import typing
+
+    from dlcamp.data import DATASETS, list_datasets
+    from dlcamp.data.contracts import Exportable
+
+    names = []
+    for name in list_datasets():
+        try:
+            returns = typing.get_type_hints(DATASETS.builder(name)).get("return")
+        except NameError:  # an annotation that does not resolve: the builder does not say
+            continue
+        if inspect.isclass(returns) and issubclass(returns, Exportable):
+            names.append(name)
+    return names
 
 
 COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "sample": cmd_sample,

@@ -26,8 +26,10 @@ def list_datasets() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    # Importing the modules registers their builders.
-    from dlcamp.data import binarized_mnist, detection, digits, shapes, text, vision, voc  # noqa: F401
+    """Import every module of the package (each registers its own entries) and the installed plug-ins."""
+    from dlcamp.registry import import_package
+
+    import_package("dlcamp.data")
 
 
 __all__ = ["DATASETS", "DataModule", "get_dataset", "list_datasets", "register_dataset"]

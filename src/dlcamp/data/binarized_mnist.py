@@ -48,6 +48,7 @@ from dlcamp.data.digits import _threshold
 from dlcamp.data.module import DataModule
 from dlcamp.data.vision import MNIST_URL, _check_idx, _decompress_gz, _root, _UInt8Images, light_on_dark, read_image
 from dlcamp.errors import DataNotFoundError, UsageError
+from dlcamp.registry import forwards
 
 BINARIZATION = ("static", "dynamic")
 AMAT_FILES = {"train": "binarized_mnist_train.amat", "val": "binarized_mnist_valid.amat",
@@ -128,8 +129,10 @@ def _check_amat(root: Path) -> None:
 class BinarizedMNISTData(DataModule):
     """Binarized MNIST as a data module (see the module docstring for the two binarizations)."""
 
-    def __init__(self, *, root: Path, binarize: str, limit: int | None, **loader_args: Any) -> None:
-        super().__init__(**loader_args)
+    @forwards(DataModule)
+    def __init__(self, *, root: Path, binarize: str, limit: int | None, batch_size: int | str = 100,
+                 eval_batch_size: int = 500, **loader_args: Any) -> None:
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **loader_args)
         self.root, self.binarize, self.limit = root, binarize, limit
         self.num_classes = 10
         self.input_shape = (1, 28, 28)
@@ -166,9 +169,9 @@ class BinarizedMNISTData(DataModule):
 
 
 @register_dataset("binarized_mnist")
+@forwards(BinarizedMNISTData)
 def binarized_mnist(*, root: str = "data/mnist", binarize: Literal["static", "dynamic"] = "static",
-                    batch_size: int | str = 100, eval_batch_size: int = 500, num_workers: int = 0, seed: int = 0,
-                    limit: int | None = None) -> BinarizedMNISTData:
+                    limit: int | None = None, **loader_args: Any) -> BinarizedMNISTData:
     """Binarized MNIST (50k/10k/10k, 28×28 in {0,1}): Larochelle's fixed draw, or a fresh draw per epoch."""
     if binarize not in BINARIZATION:
         raise UsageError(f"data.binarize must be one of {', '.join(BINARIZATION)}, got {binarize!r}")
@@ -179,8 +182,7 @@ def binarized_mnist(*, root: str = "data/mnist", binarize: Literal["static", "dy
         _check_amat(path)
     else:
         _check_idx(path, datasets.MNIST, MNIST_URL)
-    return BinarizedMNISTData(root=path, binarize=binarize, limit=limit, batch_size=batch_size,
-                              eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+    return BinarizedMNISTData(root=path, binarize=binarize, limit=limit, **loader_args)
 
 
 __all__ = ["BinarizedMNISTData", "binarized_mnist", "read_amat"]

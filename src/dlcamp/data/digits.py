@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from dlcamp.data.augment import build_augment, input_transform
 from dlcamp.data.module import DataModule, stratified_split
 from dlcamp.data.vision import light_on_dark, read_image
 from dlcamp.errors import UsageError
+from dlcamp.registry import forwards
 
 SPLIT_SEED = 0
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # -> 1,257 / 180 / 360 images
@@ -87,10 +88,10 @@ def _check_size(size: int) -> int:
 class DigitsData(DataModule):
     """The digits as a data module (see the module docstring for split and binarisation)."""
 
+    @forwards(DataModule)
     def __init__(self, *, size: int = 8, binarize: str = "none", augment: list[dict] | None = None,
-                 batch_size: int | str = 64, eval_batch_size: int = 256, num_workers: int = 0,
-                 seed: int = 0) -> None:
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                 **loader_args: Any) -> None:
+        super().__init__(**loader_args)
         if binarize not in BINARIZE:
             raise UsageError(f"data.binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
         self.size, self.binarize = _check_size(size), binarize
@@ -125,21 +126,18 @@ class DigitsData(DataModule):
 
 
 @register_dataset("digits")
-def digits(*, size: int = 8, binarize: Literal["none", "static", "dynamic"] = "none", batch_size: int | str = 64,
-           eval_batch_size: int = 256, num_workers: int = 0, seed: int = 0,
-           augment: list[dict] | None = None) -> DigitsData:
+@forwards(DigitsData)
+def digits(*, size: int = 8, binarize: Literal["none", "static", "dynamic"] = "none", **kwargs: Any) -> DigitsData:
     """scikit-learn's 1,797 8×8 handwritten digits; stratified 1,257/180/360 split; optional binarisation."""
-    return DigitsData(size=size, binarize=binarize, augment=augment, batch_size=batch_size,
-                      eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+    return DigitsData(size=size, binarize=binarize, **kwargs)
 
 
 @register_dataset("digits32")
+@forwards(DigitsData)
 def digits32(*, size: int = 32, binarize: Literal["none", "static", "dynamic"] = "none",
-             batch_size: int | str = 64, eval_batch_size: int = 256, num_workers: int = 0, seed: int = 0,
-             augment: list[dict] | None = None) -> DigitsData:
+             **kwargs: Any) -> DigitsData:
     """The digits resized to 32×32 (bilinear, antialiased) for CNNs; same split as digits."""
-    return DigitsData(size=size, binarize=binarize, augment=augment, batch_size=batch_size,
-                      eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+    return DigitsData(size=size, binarize=binarize, **kwargs)
 
 
 __all__ = ["DigitsData", "digits", "digits32", "digits_arrays"]

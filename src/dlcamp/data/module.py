@@ -14,7 +14,6 @@ augmentations) that the uninterrupted run saw, whatever the number of workers.
 from __future__ import annotations
 
 import abc
-
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -114,6 +113,12 @@ class DataModule(L.LightningDataModule):
     and ``class_names``. ``build_splits()`` returns {"train", "val", "test"} datasets of
     (input, target) pairs; ``train_transform`` / ``eval_transform`` are per-sample
     ``(x, y) -> (x, y)`` functions (None for none).
+
+    The loader options (``batch_size``, ``eval_batch_size``, ``num_workers``, ``seed``) are
+    declared here only: a subclass's ``__init__`` and its builder take ``**loader_args`` and
+    pass them on, decorated with ``dlcamp.registry.forwards`` so that recipes still see (and
+    are checked against) every option. A data module whose batch sizes differ from these
+    defaults re-declares just those two.
     """
 
     num_classes: int = 0

@@ -39,6 +39,7 @@ from dlcamp.data import register_dataset
 from dlcamp.data.augment import build_augment, input_transform
 from dlcamp.data.module import DataModule
 from dlcamp.errors import DataNotFoundError, UsageError
+from dlcamp.registry import forwards
 
 SPLIT_SEED = 0  # the held-out splits never depend on the run's seed
 VAL_FRACTION = 0.1
@@ -107,12 +108,18 @@ class _UInt8Images(Dataset):
 
 
 class ImageData(DataModule):
-    """Common ground of the real-image modules: shapes, normalisation, augmentation, inputs."""
+    """Common ground of the real-image modules: shapes, normalisation, augmentation, inputs.
 
+    A builder sets ``IMAGE_FACTS`` and forwards the options (``normalize``, ``augment``, the
+    loader's). Loader defaults: batches of 128, evaluation batches of 512 (small images).
+    """
+
+    @forwards(DataModule)
     def __init__(self, *, input_shape: tuple[int, int, int], class_names: Sequence[str],
-                 mean: Sequence[float], std: Sequence[float], normalize: bool,
-                 augment: list[dict] | None, light_on_dark: bool = False, **loader_args: Any) -> None:
-        super().__init__(**loader_args)
+                 mean: Sequence[float], std: Sequence[float], normalize: bool = False,
+                 augment: list[dict] | None = None, light_on_dark: bool = False, batch_size: int | str = 128,
+                 eval_batch_size: int = 512, **loader_args: Any) -> None:
+        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **loader_args)
         self.input_shape = tuple(input_shape)
         self.class_names = list(class_names)
         self.num_classes = len(self.class_names)
@@ -331,50 +338,51 @@ def _image_folders(root: Path, image_size: int) -> dict[str, datasets.ImageFolde
 
 
 # -- builders -------------------------------------------------------------------------------
+# What a builder of ImageData sets from the dataset; the rest are options it forwards.
+IMAGE_FACTS = ("input_shape", "class_names", "mean", "std", "light_on_dark")
+
+
 @register_dataset("mnist")
-def mnist(*, root: str, normalize: bool = False, batch_size: int | str = 128, eval_batch_size: int = 512,
-          num_workers: int = 0, seed: int = 0, augment: list[dict] | None = None) -> MNISTData:
+@forwards(ImageData, drop=IMAGE_FACTS)
+def mnist(*, root: str, **kwargs: Any) -> MNISTData:
     """MNIST handwritten digits (60k/10k, 28×28) from IDX files in root/MNIST/raw/; val = 10% of train."""
     path = _root(root, "mnist")
     _check_idx(path, datasets.MNIST, MNIST_URL)
     return MNISTData(root=path, dataset_cls=datasets.MNIST, class_names=[str(d) for d in range(10)],
-                     mean=MNIST_MEAN, std=MNIST_STD, normalize=normalize, augment=augment,
-                     batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                     mean=MNIST_MEAN, std=MNIST_STD, **kwargs)
 
 
 @register_dataset("fashion_mnist")
-def fashion_mnist(*, root: str, normalize: bool = False, batch_size: int | str = 128, eval_batch_size: int = 512,
-                  num_workers: int = 0, seed: int = 0, augment: list[dict] | None = None) -> MNISTData:
+@forwards(ImageData, drop=IMAGE_FACTS)
+def fashion_mnist(*, root: str, **kwargs: Any) -> MNISTData:
     """Fashion-MNIST clothing (60k/10k, 28×28) from IDX files in root/FashionMNIST/raw/; val = 10% of train."""
     path = _root(root, "fashion_mnist")
     _check_idx(path, datasets.FashionMNIST, FASHION_URL)
     return MNISTData(root=path, dataset_cls=datasets.FashionMNIST, class_names=datasets.FashionMNIST.classes,
-                     mean=FASHION_MEAN, std=FASHION_STD, normalize=normalize, augment=augment,
-                     batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                     mean=FASHION_MEAN, std=FASHION_STD, **kwargs)
 
 
 @register_dataset("cifar10")
-def cifar10(*, root: str, normalize: bool = False, batch_size: int | str = 128, eval_batch_size: int = 512,
-            num_workers: int = 0, seed: int = 0, augment: list[dict] | None = None) -> CIFAR10Data:
+@forwards(ImageData, drop=IMAGE_FACTS)
+def cifar10(*, root: str, **kwargs: Any) -> CIFAR10Data:
     """CIFAR-10 (50k/10k, 32×32 colour, 10 classes) from root/cifar-10-batches-py/; val = 10% of train."""
     path = _root(root, "cifar10")
     _check_cifar10(path)
-    return CIFAR10Data(root=path, mean=CIFAR10_MEAN, std=CIFAR10_STD, normalize=normalize, augment=augment,
-                       batch_size=batch_size, eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+    return CIFAR10Data(root=path, mean=CIFAR10_MEAN, std=CIFAR10_STD, **kwargs)
 
 
 @register_dataset("imagefolder")
-def imagefolder(*, root: str, image_size: int = 64, normalize: bool = False, batch_size: int | str = 32,
-                eval_batch_size: int = 128, num_workers: int = 0, seed: int = 0,
-                augment: list[dict] | None = None) -> ImageFolderData:
+@forwards(ImageData, drop=IMAGE_FACTS)
+def imagefolder(*, root: str, image_size: int = 64, batch_size: int | str = 32, eval_batch_size: int = 128,
+                **kwargs: Any) -> ImageFolderData:
     """Any images in root/train/<class>/ (optional val/, test/), resized to image_size², RGB."""
     if not isinstance(image_size, int) or image_size < 1:
         raise UsageError(f"data.image_size must be a positive integer, got {image_size!r}")
     path = _root(root, "imagefolder")
     folders = _image_folders(path, image_size)
+    # larger images than MNIST's or CIFAR-10's: smaller batches
     return ImageFolderData(folders=folders, input_shape=(3, image_size, image_size), mean=IMAGENET_MEAN,
-                           std=IMAGENET_STD, normalize=normalize, augment=augment, batch_size=batch_size,
-                           eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                           std=IMAGENET_STD, batch_size=batch_size, eval_batch_size=eval_batch_size, **kwargs)
 
 
 __all__ = ["CIFAR10Data", "ImageData", "ImageFolderData", "MNISTData", "cifar10", "fashion_mnist", "imagefolder",

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from dlcamp.data import register_dataset
-from dlcamp.data.detection import DetectionFolderData, ImageRecord, carve_splits, check_box, data_root
+from dlcamp.data.detection import FROM_ANNOTATIONS, DetectionFolderData, ImageRecord, carve_splits, check_box, data_root
 from dlcamp.errors import DataNotFoundError, UsageError
+from dlcamp.registry import forwards
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
                "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
@@ -95,9 +96,10 @@ def _numeric_ids(names: Sequence[str]) -> dict[str, int]:
 
 
 @register_dataset("voc")
+@forwards(DetectionFolderData, drop=FROM_ANNOTATIONS)
 def voc(*, root: str, classes: list[str] | None = None, train_set: str = "train", val_set: str = "val",
         test_set: str = "test", image_size: int | None = None, augment: list[dict] | None = None,
-        batch_size: int = 8, eval_batch_size: int = 8, num_workers: int = 0, seed: int = 0) -> DetectionFolderData:
+        **loader_args: Any) -> DetectionFolderData:
     """PASCAL VOC detection: root/Annotations/*.xml, JPEGImages/, ImageSets/Main/{train,val,test}.txt.
 
     ``root`` is a VOCdevkit/VOC2007-like folder. ``train_set`` etc. name the split files in
@@ -140,8 +142,7 @@ def voc(*, root: str, classes: list[str] | None = None, train_set: str = "train"
     if missing:
         splits.update(carve_splits(splits["train"], missing, str(lists / f"{train_set}.txt")))
     return DetectionFolderData(splits=splits, class_names=names, category_ids=list(range(1, len(names) + 1)),
-                               image_size=image_size, augment=augment, batch_size=batch_size,
-                               eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                               image_size=image_size, augment=augment, **loader_args)
 
 
 __all__ = ["VOC_CLASSES", "parse_voc_xml", "voc"]

@@ -24,7 +24,7 @@ import yaml
 from dlcamp.errors import UsageError
 from dlcamp.registry import accepts_any, signature_params
 
-SECTIONS = ("name", "description", "seed", "model", "data", "task", "optim", "trainer", "expect", "published")
+SECTIONS = ("name", "description", "seed", "model", "data", "task", "optim", "phases", "trainer", "expect", "published")
 
 
 @dataclasses.dataclass

@@ -28,9 +28,10 @@ from dlcamp.engine.config import (
 )
 from dlcamp.errors import UsageError
 from dlcamp.io import write_json, write_yaml
+from dlcamp.optim.groups import Phase, is_multi
 
 CKPT = Path("checkpoints") / "last.ckpt"
-ENGINE_FILLED = ("model", "datamodule", "optim", "channels_last")  # task-builder args the engine passes
+ENGINE_FILLED = ("model", "datamodule")  # task-builder args the engine passes (it sets optim etc. afterwards)
 # Model-builder args the engine fills from the data module when the recipe leaves them out
 # (``DataModule.model_facts`` adds the text ones).
 MODEL_FILLED = ("num_classes", "input_shape", "in_channels", "vocab_size", "max_len")
@@ -70,7 +71,6 @@ def resolve(cfg: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any
     normalised (trainer defaults filled)."""
     from dlcamp.data import DATASETS, _load_builtin as load_data
     from dlcamp.models import MODELS, _load_builtin as load_models
-    from dlcamp.optim import get_optimizer_class
     from dlcamp.tasks import TASKS, _load_builtin as load_tasks
 
     load_data(), load_models(), load_tasks()
@@ -91,13 +91,19 @@ def resolve(cfg: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any
     name, args = _section(cfg, "task")
     out["task"] = {"name": name, **check_section(TASKS.builder(name), args, "task", reserved=ENGINE_FILLED)}
 
-    name, args = _section(cfg, "optim")
-    schedule = args.pop("schedule", None)
-    cls = get_optimizer_class(name)
-    optim = {"name": name, **check_section(cls.__init__, args, "optim", reserved=("params",))}
-    if schedule is not None:
-        optim["schedule"] = dataclasses.asdict(dataclass_from_dict(ScheduleConfig, schedule, "optim.schedule"))
-    out["optim"] = optim
+    optim = cfg.get("optim")
+    if isinstance(optim, dict) and is_multi(optim):
+        out["optim"] = {group: _optim_spec(spec, f"optim.{group}") for group, spec in optim.items()}
+    else:
+        out["optim"] = _optim_spec(optim, "optim")
+    if cfg.get("phases") is not None:
+        if not isinstance(cfg["phases"], list) or not cfg["phases"]:
+            raise UsageError("recipe section 'phases' must be a non-empty list of {name, train, share, ...}")
+        phases = [dataclass_from_dict(Phase, ph, f"phases[{i}]") for i, ph in enumerate(cfg["phases"])]
+        for ph in phases:
+            if ph.share <= 0 or not ph.train:
+                raise UsageError(f"phase {ph.name!r} needs a positive share and at least one group to train")
+        out["phases"] = [dataclasses.asdict(ph) for ph in phases]
 
     trainer = cfg.get("trainer") or {}
     if not isinstance(trainer, dict):
@@ -109,6 +115,27 @@ def resolve(cfg: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any
         out["expect"] = dataclasses.asdict(dataclass_from_dict(ExpectConfig, cfg["expect"], "expect"))
     if cfg.get("published") is not None:
         out["published"] = cfg["published"]
+    return out
+
+
+def _optim_spec(spec: Any, where: str) -> dict[str, Any]:
+    """One optimizer spec checked against its class (``name``, its arguments, ``schedule``, ``no_decay``)."""
+    from dlcamp.optim import get_optimizer_class
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise UsageError(f"{where} must be a mapping with a 'name' (e.g. {where}: {{name: adam, lr: 1.0e-3}}), "
+                         "or a mapping of such specs, one per parameter group")
+    args = {k: v for k, v in spec.items() if k != "name"}
+    schedule = args.pop("schedule", None)
+    no_decay = args.pop("no_decay", None)
+    out = {"name": spec["name"],
+           **check_section(get_optimizer_class(spec["name"]).__init__, args, where, reserved=("params",))}
+    if no_decay is not None:
+        if not isinstance(no_decay, bool):
+            raise UsageError(f"{where}.no_decay must be true or false, got {no_decay!r}")
+        out["no_decay"] = no_decay
+    if schedule is not None:
+        out["schedule"] = dataclasses.asdict(dataclass_from_dict(ScheduleConfig, schedule, f"{where}.schedule"))
     return out
 
 
@@ -182,7 +209,14 @@ def build(cfg: dict[str, Any]) -> Built:
 
     task_args = {k: v for k, v in cfg["task"].items() if k != "name"}
     task = _call(f"task {cfg['task']['name']!r}", TASKS.builder(cfg["task"]["name"]), model=model, datamodule=dm,
-                 optim=cfg["optim"], channels_last=bool(cfg["trainer"].get("channels_last")), **task_args)
+                 **task_args)
+    phases = [Phase(**ph) for ph in cfg["phases"]] if cfg.get("phases") else None
+    _call("optim", task.configure_engine, optim=cfg["optim"], channels_last=bool(cfg["trainer"].get("channels_last")),
+          phases=phases, gradient_clip_val=cfg["trainer"].get("gradient_clip_val") or 0.0)
+    tc = cfg["trainer"]
+    if task.phases and (tc["devices"] > 1 or tc["num_nodes"] > 1):
+        raise UsageError("a phased schedule runs in one process: its phases leave parameter groups unused, "
+                         "which DDP refuses; train it with --devices 1")
     return Built(cfg, dm, model, task)
 
 
@@ -217,14 +251,14 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto", 
     import sys
 
     import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from dlcamp.engine.callbacks import AtomicCheckpointIO, CrashAfterStep, PlainProgress, RunState
 
     tc = cfg["trainer"]
     ckpt_dir = run_dir / CKPT.parent
-    callbacks: list[Any] = [RunState(),
+    callbacks: list[Any] = [RunState(), LearningRateMonitor(logging_interval="step"),
                             ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
                                             enable_version_counter=False, save_on_train_epoch_end=True)]
     if tc["checkpoint_every_n_steps"]:
@@ -249,7 +283,9 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto", 
         accelerator=tc["accelerator"], devices=tc["devices"], num_nodes=tc["num_nodes"],
         strategy="ddp" if distributed else "auto", precision=tc["precision"],
         max_epochs=tc["max_epochs"], max_steps=tc["max_steps"], deterministic=tc["deterministic"],
-        gradient_clip_val=tc["gradient_clip_val"] or None, log_every_n_steps=tc["log_every_n_steps"],
+        # several optimizers: the task clips in its own step_optimizer (Lightning refuses both)
+        gradient_clip_val=None if is_multi(cfg["optim"]) else (tc["gradient_clip_val"] or None),
+        log_every_n_steps=tc["log_every_n_steps"],
         check_val_every_n_epoch=tc["val_every_n_epochs"], limit_train_batches=tc["limit_train_batches"],
         callbacks=callbacks, plugins=[AtomicCheckpointIO()],
         logger=[csv_logger,
@@ -278,12 +314,17 @@ def prepare_run_dir(run_dir: Path, cfg: dict[str, Any], *, resume: bool) -> None
     write_yaml(run_dir / "config.yaml", cfg)
 
 
-def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, progress: str = "auto") -> dict[str, Any] | None:
-    """Train a resolved recipe into ``run_dir``; return the summary (None on ranks > 0)."""
+def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, progress: str = "auto",
+          callbacks: Sequence[Any] = ()) -> dict[str, Any] | None:
+    """Train a resolved recipe into ``run_dir``; return the summary (None on ranks > 0).
+
+    ``callbacks`` are Lightning callbacks added to the engine's own (the tour's progress line).
+    """
     quiet_lightning()
     built = build(cfg)
     prepare_run_dir(run_dir, built.cfg, resume=resume)
     trainer = make_trainer(built.cfg, run_dir, progress=progress, resume=resume)
+    trainer.callbacks.extend(callbacks)
     trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=str(run_dir / CKPT) if resume else None)
     if trainer.global_rank != 0:
         return None

@@ -26,7 +26,10 @@ def list_models() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    from dlcamp.models import classification, detection, generative, sequence  # noqa: F401
+    """Import every module of the package (each registers its own entries) and the installed plug-ins."""
+    from dlcamp.registry import import_package
+
+    import_package("dlcamp.models")
 
 
 __all__ = ["MODELS", "get_model", "list_models", "register_model"]

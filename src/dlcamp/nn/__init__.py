@@ -43,7 +43,8 @@ from dlcamp.nn.transformer import (  # noqa: E402
     TransformerDecoderLayer,
     TransformerEncoder,
     TransformerEncoderLayer,
+    keeping_attention,
 )
 
 __all__ += ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TransformerDecoder",
-            "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer"]
+            "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "keeping_attention"]

@@ -25,20 +25,23 @@ The classes keep the constructor arguments, submodule names and forward signatur
 
 ``keep_attention = True`` on a layer makes it store its attention weights, per head, as
 ``self_attention_weights`` (B, nh, L, S) (and ``cross_attention_weights`` on a decoder
-layer) for figures; it costs the fused kernel, so it is off by default.
+layer) for figures; it costs the fused kernel, so it is off by default. Models switch it
+on for one call with ``keeping_attention(module)``.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlcamp.nn.attention import MultiheadAttention
 
-__all__ = ["TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer"]
+__all__ = ["TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
+           "keeping_attention"]
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
@@ -214,3 +217,20 @@ class TransformerDecoder(nn.Module):
                       memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=bool(tgt_is_causal),
                       memory_is_causal=memory_is_causal)
         return self.norm(x) if self.norm is not None else x
+
+
+@contextmanager
+def keeping_attention(module: nn.Module) -> Iterator[None]:
+    """Inside the block every encoder and decoder layer in ``module`` keeps its attention weights.
+
+    Each layer's ``keep_attention`` switch is restored afterwards, even on an error.
+    """
+    layers = [m for m in module.modules() if isinstance(m, (TransformerEncoderLayer, TransformerDecoderLayer))]
+    before = [layer.keep_attention for layer in layers]
+    for layer in layers:
+        layer.keep_attention = True
+    try:
+        yield
+    finally:
+        for layer, keep in zip(layers, before):
+            layer.keep_attention = keep

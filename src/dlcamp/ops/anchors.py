@@ -4,12 +4,18 @@ A one- or two-stage detector predicts, at every cell of a feature map, a score a
 offset for each of A fixed reference boxes centred on that cell. Those boxes tile the
 image at several sizes and shapes, so every object is near some anchor.
 
-- ``grid_anchors`` / ``AnchorGenerator``: Faster R-CNN's anchors (Ren et al., "Faster
-  R-CNN: Towards Real-Time Object Detection with Region Proposal Networks", 2015,
-  arXiv:1506.01497): at each cell (i, j) of a map with stride (sy, sx), one box per
-  (aspect ratio, size) pair, of area size^2 and height / width = aspect ratio, centred
-  on (j * sx, i * sy), the cell's top-left pixel, and rounded to whole pixels, as in
-  Detectron and torchvision.
+- ``grid_anchors``: the one way to lay anchors on a feature map: A boxes around the
+  origin (``cell_anchors``), shifted to every cell (i, j) of a map with stride (sy, sx).
+  ``offset`` says where in the cell: 0.5 centres them on ((j + 0.5) sx, (i + 0.5) sy),
+  as the detectors here do; 0 puts them on the cell's top-left pixel (j sx, i sy), as
+  Detectron and torchvision do.
+- ``anchor_shapes``: Faster R-CNN's anchor shapes (Ren et al., "Faster R-CNN: Towards
+  Real-Time Object Detection with Region Proposal Networks", 2015, arXiv:1506.01497):
+  one (width, height) per (size, aspect ratio) pair, of area size^2 and height / width =
+  aspect ratio; ``centred_boxes`` turns shapes into boxes around the origin.
+- ``AnchorGenerator``: torchvision's generator, for comparison: the same shapes, rounded
+  to whole pixels and ordered by aspect ratio, on the cells' corners, one stride per
+  level from image_size // feature_size.
 - ``default_boxes``: SSD's default boxes (Liu et al., "SSD: Single Shot MultiBox
   Detector", 2016, arXiv:1512.02325), in fractions of the image: level k has scale s_k
   and boxes centred on cell centres ((j + 0.5) / w_k, (i + 0.5) / h_k); each location
@@ -40,7 +46,9 @@ from dlcamp.errors import UsageError
 
 __all__ = [
     "AnchorGenerator",
+    "anchor_shapes",
     "best_anchor_iou",
+    "centred_boxes",
     "default_boxes",
     "grid_anchors",
     "kmeans_anchors",
@@ -48,10 +56,24 @@ __all__ = [
 ]
 
 
+def anchor_shapes(sizes: Sequence[float], aspect_ratios: Sequence[float]) -> Tensor:
+    """(w, h) (A, 2) of each size x aspect ratio (ratio = h / w, area = size^2), size-major."""
+    wh = []
+    for size in sizes:
+        for ratio in aspect_ratios:
+            wh.append((size / math.sqrt(ratio), size * math.sqrt(ratio)))
+    return torch.tensor(wh, dtype=torch.float32)
+
+
+def centred_boxes(wh: Tensor) -> Tensor:
+    """Boxes (A, 4) xyxy of shapes ``wh`` (A, 2) centred on the origin."""
+    return torch.cat((-wh / 2, wh / 2), dim=-1)
+
+
 def _cell_anchors(
     sizes: Sequence[float], aspect_ratios: Sequence[float], dtype: torch.dtype, device: torch.device | None
 ) -> Tensor:
-    """(A, 4) anchors centred on (0, 0), A = len(aspect_ratios) * len(sizes), ratio-major."""
+    """torchvision's (A, 4) anchors around (0, 0), A = len(aspect_ratios) * len(sizes), ratio-major, rounded."""
     sizes_t = torch.as_tensor(sizes, dtype=dtype, device=device)
     ratios = torch.as_tensor(aspect_ratios, dtype=dtype, device=device)
     # height / width = r with width * height = size^2: height = size sqrt(r), width = size / sqrt(r).
@@ -59,32 +81,32 @@ def _cell_anchors(
     width_factor = 1 / height_factor
     widths = (width_factor[:, None] * sizes_t[None, :]).reshape(-1)  # (A,)
     heights = (height_factor[:, None] * sizes_t[None, :]).reshape(-1)  # (A,)
-    return (torch.stack((-widths, -heights, widths, heights), dim=1) / 2).round()
+    return centred_boxes(torch.stack((widths, heights), dim=1)).round()
 
 
 def grid_anchors(
+    cell_anchors: Tensor,
     feature_size: tuple[int, int],
-    stride: tuple[float, float],
-    sizes: Sequence[float],
-    aspect_ratios: Sequence[float],
+    stride: float | tuple[float, float],
     *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
+    offset: float = 0.5,
 ) -> Tensor:
-    """Anchors (h * w * A, 4) xyxy of one feature map of ``feature_size`` (h, w) and ``stride`` (sy, sx).
+    """Anchors (h * w * A, 4) xyxy: the A boxes ``cell_anchors`` (A, 4) around the origin, on every cell.
 
-    A = len(aspect_ratios) * len(sizes), ordered by aspect ratio, then size.
+    ``feature_size`` is the map's (h, w), ``stride`` its (sy, sx) in pixels (one number for
+    both); the boxes of cell (i, j) are shifted by ((j + offset) sx, (i + offset) sy).
+    Location-major, then anchor; dtype and device are those of ``cell_anchors``.
     """
-    if not sizes or not aspect_ratios:
-        raise UsageError("grid_anchors needs at least one size and one aspect ratio")
+    if cell_anchors.dim() != 2 or cell_anchors.shape[1] != 4 or len(cell_anchors) == 0:
+        raise UsageError(f"grid_anchors needs cell anchors (A, 4) with A >= 1, got {tuple(cell_anchors.shape)}")
     height, width = feature_size
-    stride_y, stride_x = stride
-    cell = _cell_anchors(sizes, aspect_ratios, dtype, device)  # (A, 4)
-    shift_x = torch.arange(width, device=device, dtype=dtype) * stride_x  # (w,)
-    shift_y = torch.arange(height, device=device, dtype=dtype) * stride_y  # (h,)
+    stride_y, stride_x = (stride, stride) if isinstance(stride, (int, float)) else stride
+    dtype, device = cell_anchors.dtype, cell_anchors.device
+    shift_x = (torch.arange(width, device=device, dtype=dtype) + offset) * stride_x  # (w,)
+    shift_y = (torch.arange(height, device=device, dtype=dtype) + offset) * stride_y  # (h,)
     grid_y, grid_x = torch.meshgrid(shift_y, shift_x, indexing="ij")  # (h, w) each
     shifts = torch.stack((grid_x, grid_y, grid_x, grid_y), dim=-1).reshape(-1, 1, 4)  # (h * w, 1, 4)
-    return (shifts + cell[None]).reshape(-1, 4)  # (h * w * A, 4)
+    return (shifts + cell_anchors[None]).reshape(-1, 4)  # (h * w * A, 4)
 
 
 class AnchorGenerator:
@@ -133,9 +155,7 @@ class AnchorGenerator:
             )
         image_h, image_w = image_size
         levels = [
-            grid_anchors(
-                (h, w), (image_h // h, image_w // w), sizes, ratios, dtype=dtype, device=device
-            )
+            grid_anchors(_cell_anchors(sizes, ratios, dtype, device), (h, w), (image_h // h, image_w // w), offset=0.0)
             for (h, w), sizes, ratios in zip(feature_sizes, self.sizes, self.aspect_ratios)
         ]
         return torch.cat(levels)

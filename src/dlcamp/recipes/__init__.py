@@ -15,11 +15,21 @@ from dlcamp.errors import UnknownNameError
 from dlcamp.registry import Registry
 
 RECIPES: Registry = Registry("recipe")
+_FOLDERS: list[Path] = []
+
+
+def add_recipe_folder(folder: str | Path) -> None:
+    """Register every ``*.yaml`` in ``folder`` as a recipe (how a plug-in family ships its recipes)."""
+    if Path(folder) not in _FOLDERS:
+        _FOLDERS.append(Path(folder))
 
 
 def _recipe_files() -> dict[str, Path]:
-    folder = resources.files("dlcamp.recipes")
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+    from dlcamp.registry import load_plugins
+
+    load_plugins()  # a plug-in adds its folder when imported
+    folders = [Path(str(resources.files("dlcamp.recipes")))] + _FOLDERS
+    return {p.stem: p for folder in folders for p in sorted(folder.glob("*.yaml"))}
 
 
 def _register_all() -> None:

@@ -1,6 +1,7 @@
 """Tasks: LightningModules that wire a model to its loss, metrics and figures.
 
-``TASKS`` maps a recipe's ``task.name`` to a builder ``(model, datamodule, optim, **args)``.
+``TASKS`` maps a recipe's ``task.name`` to a builder ``(*, model, datamodule, **options)``; the engine
+sets the optimizers, phases and memory format afterwards (``Task.configure_engine``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ def list_tasks() -> dict[str, str]:
 
 
 def _load_builtin() -> None:
-    from dlcamp.tasks import classification, detection, likelihood, sequence  # noqa: F401
+    """Import every module of the package (each registers its own entries) and the installed plug-ins."""
+    from dlcamp.registry import import_package
+
+    import_package("dlcamp.tasks")
 
 
 __all__ = ["TASKS", "list_tasks", "register_task"]

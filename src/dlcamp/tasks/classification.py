@@ -15,15 +15,26 @@ import torch
 import torch.nn as nn
 
 from dlcamp import nn as dnn
+from dlcamp.models.contracts import AttentionMapper, AuxiliaryClassifier
+from dlcamp.registry import forwards
 from dlcamp.tasks import register_task
-from dlcamp.tasks.base import Task
+from dlcamp.tasks.base import Task, evaluating
 
 
 class ClassificationTask(Task):
-    def __init__(self, model: nn.Module, *, num_classes: int, optim: dict[str, Any], label_smoothing: float = 0.0,
+    """Cross-entropy on a classifier; an ``AuxiliaryClassifier`` adds its heads' losses, an
+    ``AttentionMapper`` (ViT) adds the class-token attention figure."""
+
+    def __init__(self, model: nn.Module, *, num_classes: int, label_smoothing: float = 0.0,
                  mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, input_noise: float = 0.0,
-                 weight_noise: float = 0.0, channels_last: bool = False) -> None:
-        super().__init__(model, optim=optim, channels_last=channels_last)
+                 weight_noise: float = 0.0) -> None:
+        for name, v in (("label_smoothing", label_smoothing), ("mixup_alpha", mixup_alpha),
+                        ("cutmix_alpha", cutmix_alpha), ("input_noise", input_noise), ("weight_noise", weight_noise)):
+            if v < 0:
+                raise ValueError(f"task.{name} must be >= 0, got {v}")
+        if label_smoothing >= 1:
+            raise ValueError(f"task.label_smoothing must be < 1, got {label_smoothing}")
+        super().__init__(model)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
         self.mixer = (dnn.MixupOrCutMix(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, num_classes=num_classes)
@@ -43,7 +54,7 @@ class ClassificationTask(Task):
             x, target = self.mixer(x, y)  # soft targets (B, K)
         if self.input_noise is not None:
             x = self.input_noise(x)
-        if hasattr(self.model, "forward_with_aux"):
+        if isinstance(self.model, AuxiliaryClassifier):
             # auxiliary classifiers (GoogLeNet): their losses join the main one, weighted
             logits, *aux = self.model.forward_with_aux(x)
             loss = self.loss(logits, target) + self.model.aux_loss_weight * sum(
@@ -53,12 +64,12 @@ class ClassificationTask(Task):
             loss = self.loss(logits, target)
         self.check_finite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     # Weight noise (Graves 2011): the gradient is taken at noisy weights and applied to
     # the clean ones, so the noise goes on before the forward and off before the step.
     def on_train_batch_start(self, batch, batch_idx):
+        super().on_train_batch_start(batch, batch_idx)  # the engine's schedules and phases first
         if self.weight_noise_std > 0:
             self._noise_stack = ExitStack()
             self._noise_stack.enter_context(dnn.weight_noise(self.model, self.weight_noise_std))
@@ -79,13 +90,11 @@ class ClassificationTask(Task):
     @torch.no_grad()
     def predict_logits(self, loader) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and labels over a loader, in eval mode."""
-        was_training = self.training
-        self.eval()
         logits, labels = [], []
-        for x, y in loader:
-            logits.append(self(x.to(self.device)).float().cpu())
-            labels.append(y)
-        self.train(was_training)
+        with evaluating(self):
+            for x, y in loader:
+                logits.append(self(x.to(self.device)).float().cpu())
+                labels.append(y)
         return torch.cat(logits), torch.cat(labels)
 
     @torch.no_grad()
@@ -114,7 +123,7 @@ class ClassificationTask(Task):
         paths.append(F.save(F.plot_image_grid(images, titles, highlight=wrong,
                                               suptitle=f"test images: predicted (true); {len(wrong_idx)} wrong, in red, first"),
                             out_dir / "test_predictions.png"))
-        if hasattr(self.model, "attention_maps") and hasattr(self.model, "patch_size"):
+        if isinstance(self.model, AttentionMapper):
             paths.append(self._class_token_attention(shown[:8], datamodule, out_dir))
         return paths
 
@@ -127,13 +136,9 @@ class ClassificationTask(Task):
 
         x = torch.stack([datamodule.splits["test"][i][0] for i in indices]).to(self.device)
         images = datamodule.denormalize(x.cpu())
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             last = self.model.attention_maps(self._prepare(x))[-1]  # (B, nh, 1 + N, 1 + N)
-        finally:
-            self.train(was_training)
-        size = self.model.image_size
+        size = tuple(x.shape[-2:])  # (H, W)
         grid = (size[0] // self.model.patch_size, size[1] // self.model.patch_size)
         heat = last[:, :, 0, 1:].mean(1).reshape(-1, 1, *grid).float().cpu()  # (B, 1, gh, gw)
         heat = heat / heat.amax(dim=(2, 3), keepdim=True).clamp(min=1e-12)
@@ -142,7 +147,6 @@ class ClassificationTask(Task):
         titles = ["image", "class token looks at"] * len(images)
         return F.save(F.plot_image_grid(pairs, titles, suptitle="ViT: last layer, class-token attention over patches"),
                       out_dir / "class_token_attention.png")
-
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
         """Classify image files; CSV rows: file, predicted class, probability, top-3."""
@@ -160,17 +164,7 @@ class ClassificationTask(Task):
 
 
 @register_task("classification")
-def classification(*, model: nn.Module, datamodule: Any, optim: dict[str, Any], label_smoothing: float = 0.0,
-                   mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, input_noise: float = 0.0,
-                   weight_noise: float = 0.0, channels_last: bool = False) -> ClassificationTask:
+@forwards(ClassificationTask, drop=("num_classes",))
+def classification(*, model: nn.Module, datamodule: Any, **options: Any) -> ClassificationTask:
     """Classify images: cross-entropy with label smoothing, mixup/cutmix and noise injection as options."""
-    for name, v in (("label_smoothing", label_smoothing), ("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha),
-                    ("input_noise", input_noise), ("weight_noise", weight_noise)):
-        if v < 0:
-            raise ValueError(f"task.{name} must be >= 0, got {v}")
-    if label_smoothing >= 1:
-        raise ValueError(f"task.label_smoothing must be < 1, got {label_smoothing}")
-    return ClassificationTask(model, num_classes=datamodule.num_classes, optim=optim, label_smoothing=label_smoothing,
-                              mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, input_noise=input_noise,
-                              weight_noise=weight_noise, channels_last=channels_last)
-
+    return ClassificationTask(model, num_classes=datamodule.num_classes, **options)

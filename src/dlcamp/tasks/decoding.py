@@ -15,9 +15,9 @@ maximises log p(y | x) = sum_t log p(y_t | y_<t, x):
   which favours short outputs when lengths differ); one cut off at ``max_len`` wins only
   when none finished.
 
-The model interface (``dlcamp.models.sequence.seq2seq``): ``encode(src) -> memory``, a
-tuple of tensors with the batch first, and ``decode(memory, prefix) -> logits (B, T, V)``
-for a whole prefix that starts with BOS. Both searches re-decode the prefix at each
+The model interface is the ``Seq2Seq`` contract (``dlcamp.models.sequence.seq2seq``):
+``encode(src) -> memory``, a tuple of tensors with the batch first, and
+``decode(memory, prefix) -> logits (B, T, V)`` for a whole prefix that starts with BOS. Both searches re-decode the prefix at each
 step: simple and exact, quadratic in the output length (outputs here are short).
 
 Token ids: PAD 0, BOS 1, EOS 2 (``dlcamp.data.text.Vocab``). Outputs are (B, n): the
@@ -26,15 +26,20 @@ tokens after BOS, EOS included, PAD after it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from dlcamp.models.sequence.seq2seq import Seq2Seq
 
 PAD, BOS, EOS = 0, 1, 2
 
 __all__ = ["beam_search", "greedy_decode"]
 
 
-def _next_log_probs(model, memory: tuple[Tensor, ...], seqs: Tensor) -> Tensor:
+def _next_log_probs(model: Seq2Seq, memory: tuple[Tensor, ...], seqs: Tensor) -> Tensor:
     """log p(next | prefix) (N, V) with PAD and BOS ruled out: they are never generated."""
     logits = model.decode(memory, seqs)[:, -1].float()
     banned = torch.zeros(logits.size(-1), dtype=torch.bool, device=logits.device)
@@ -43,7 +48,7 @@ def _next_log_probs(model, memory: tuple[Tensor, ...], seqs: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def greedy_decode(model, src: Tensor, *, max_len: int) -> Tensor:
+def greedy_decode(model: Seq2Seq, src: Tensor, *, max_len: int) -> Tensor:
     """The most likely token at each step, until every row has emitted EOS or ``max_len`` tokens."""
     memory = model.encode(src)
     seqs = torch.full((src.size(0), 1), BOS, dtype=torch.long, device=src.device)
@@ -59,7 +64,7 @@ def greedy_decode(model, src: Tensor, *, max_len: int) -> Tensor:
 
 
 @torch.no_grad()
-def beam_search(model, src: Tensor, *, max_len: int, beam_size: int = 4, length_penalty: float = 0.0) -> Tensor:
+def beam_search(model: Seq2Seq, src: Tensor, *, max_len: int, beam_size: int = 4, length_penalty: float = 0.0) -> Tensor:
     """The best of ``beam_size`` hypotheses kept at every step (see the module docstring)."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")

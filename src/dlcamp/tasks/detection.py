@@ -38,7 +38,8 @@ import torch.nn as nn
 
 from dlcamp.errors import UsageError
 from dlcamp.tasks import register_task
-from dlcamp.tasks.base import Task, lr_multiplier
+from dlcamp.optim.groups import Phase
+from dlcamp.tasks.base import Task, evaluating
 
 TRAINING_MODES = ("joint", "four_step")
 
@@ -47,12 +48,18 @@ def _to_cpu(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in d.items()}
 
 
+def four_step_phases(fractions: Sequence[float]) -> list[Phase]:
+    """Ren et al.'s alternating schedule as four phases over the groups body, rpn, head and rpn_body."""
+    trains = [("rpn_alone", ["rpn_body", "rpn"]), ("detector", ["body", "head"]), ("rpn_shared", ["rpn"]),
+              ("head_shared", ["head"])]
+    return [Phase(name=name, train=train, share=float(f)) for (name, train), f in zip(trains, fractions)]
+
+
 class DetectionTask(Task):
-    def __init__(self, model: nn.Module, *, optim: dict[str, Any], class_names: Sequence[str],
-                 category_ids: Sequence[int], training_mode: str = "joint",
-                 stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25), draw_threshold: float = 0.5,
-                 channels_last: bool = False) -> None:
-        super().__init__(model, optim=optim, channels_last=channels_last)
+    def __init__(self, model: nn.Module, *, class_names: Sequence[str], category_ids: Sequence[int],
+                 training_mode: str = "joint", stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+                 draw_threshold: float = 0.5) -> None:
+        super().__init__(model)
         self.class_names = list(class_names)
         self.category_ids = list(category_ids) or list(range(1, len(self.class_names) + 1))
         self.training_mode = training_mode
@@ -60,75 +67,24 @@ class DetectionTask(Task):
         self.draw_threshold = draw_threshold
         # four-step: step 1's RPN has a backbone of its own, a copy of the detector's initial one
         self.first_body = copy.deepcopy(model.body) if training_mode == "four_step" else None
-        self._stage: int | None = None
         self._val: list[tuple[dict, dict]] = []
         self._last_eval: tuple[str, list, list, dict] | None = None
 
-    # -- the four-step schedule --------------------------------------------------------------
-    def _stage_bounds(self) -> list[int]:
-        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
-        bounds, acc = [0], 0.0
-        for f in self.stage_fractions:
-            acc += f
-            bounds.append(round(total * acc / sum(self.stage_fractions)))
-        return bounds
+    # -- the four-step schedule, declared as phases (run by the base class) ------------------
+    def param_groups(self) -> dict[str, nn.Module]:
+        groups = super().param_groups()
+        if self.first_body is not None:
+            groups["rpn_body"] = self.first_body
+        return groups
 
-    def stage_at(self, step: int) -> int:
-        bounds = self._stage_bounds()
-        for k in range(4):
-            if step < bounds[k + 1]:
-                return k + 1
-        return 4
-
-    def _enter_stage(self, stage: int) -> None:
-        m = self.model
-        trainable = {1: [self.first_body, m.rpn], 2: [m.body, m.box_head], 3: [m.rpn], 4: [m.box_head]}[stage]
-        for module in (self.first_body, m.body, m.rpn, m.box_head):
-            on = any(module is t for t in trainable)
-            for p in module.parameters():
-                p.requires_grad_(on)
-        if stage >= 3:  # the shared backbone is frozen: its batch-norm statistics too
-            m.body.eval()
-
-    def on_train_start(self) -> None:
-        # a resumed run continues its stage with the optimizer state it had
-        self._stage = self.stage_at(self.global_step) if self.training_mode == "four_step" else None
-        if self._stage is not None and self.trainer.world_size > 1:
-            raise UsageError("task.training_mode four_step runs in one process: its stages leave parts of the "
-                             "network unused, which DDP refuses; train it with --devices 1")
-
-    def _start_stage(self, stage: int) -> None:
-        """Each step of the schedule is a training of its own: the optimizer forgets the moments of the last."""
-        optimizer = self.trainer.optimizers[0]
-        for module in (self.first_body, self.model.body, self.model.rpn, self.model.box_head):
-            for p in module.parameters():
-                optimizer.state.pop(p, None)
-        self._stage = stage
-
-    def trained_parameters(self) -> list[nn.Parameter]:
-        extra = list(self.first_body.parameters()) if self.first_body is not None else []
-        return super().trained_parameters() + extra
-
-    def lr_lambda(self, schedule: dict[str, Any], total_steps: int):
-        if self.training_mode != "four_step":
-            return super().lr_lambda(schedule, total_steps)
-        bounds = self._stage_bounds()
-        per_stage = [lr_multiplier(schedule, max(1, bounds[k + 1] - bounds[k])) for k in range(4)]
-
-        def factor(step: int) -> float:  # each step restarts the schedule
-            k = self.stage_at(step) - 1
-            return per_stage[k](step - bounds[k])
-
-        return factor
+    def default_phases(self) -> list[Phase]:
+        return four_step_phases(self.stage_fractions) if self.training_mode == "four_step" else []
 
     # -- training and validation ---------------------------------------------------------------
     def training_step(self, batch, batch_idx):
         images, targets = batch
         if self.training_mode == "four_step":
-            stage = self.stage_at(self.global_step)
-            if stage != self._stage:
-                self._start_stage(stage)
-            self._enter_stage(stage)
+            stage = (self._phase or 0) + 1
             losses = self.model.loss(images, targets, stage=stage, first_body=self.first_body)
             self.log("stage", float(stage), on_step=True, on_epoch=False)
         else:
@@ -137,7 +93,6 @@ class DetectionTask(Task):
         n = len(targets)
         for k, v in losses.items():
             self.log(f"train/{k}", v, on_step=True, on_epoch=k == "loss", prog_bar=k == "loss", batch_size=n)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return losses["loss"]
 
     def validation_step(self, batch, batch_idx):
@@ -162,16 +117,12 @@ class DetectionTask(Task):
     @torch.no_grad()
     def predict_loader(self, loader) -> tuple[list[dict], list[dict]]:
         """Detections and targets over a loader (eval mode), on the CPU."""
-        was_training = self.training
-        self.eval()
         preds, targets = [], []
-        try:
+        with evaluating(self):
             for images, tgts in loader:
                 images = images.to(self.device) if isinstance(images, torch.Tensor) else [i.to(self.device) for i in images]
                 preds += [_to_cpu(d) for d in self.model.detect(images)]
                 targets += [_to_cpu(t) for t in tgts]
-        finally:
-            self.train(was_training)
         return preds, targets
 
     def evaluate(self, loader, prefix: str) -> dict[str, float]:
@@ -267,24 +218,27 @@ class DetectionTask(Task):
 
 
 @register_task("detection")
-def detection(*, model: nn.Module, datamodule: Any, optim: dict[str, Any], training_mode: str = "joint",
-              stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25), draw_threshold: float = 0.5,
-              channels_last: bool = False) -> DetectionTask:
+def detection(*, model: nn.Module, datamodule: Any, training_mode: str = "joint",
+              stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25), draw_threshold: float = 0.5
+              ) -> DetectionTask:
     """Detect objects: the model's own losses, COCO mAP (ours, checked against pycocotools), four-step training."""
+    from dlcamp.data.detection import DetectionData
+    from dlcamp.models.contracts import Grouped
     from dlcamp.models.detection.base import Detector
 
     if not isinstance(model, Detector):
         raise UsageError(f"task detection needs a detector (ssd, fasterrcnn), got {type(model).__name__}")
+    if not isinstance(datamodule, DetectionData):
+        raise UsageError(f"task detection needs detection data (shapes, coco, voc), got {type(datamodule).__name__}")
     if training_mode not in TRAINING_MODES:
         raise UsageError(f"task.training_mode must be one of {', '.join(TRAINING_MODES)}, got {training_mode!r}")
     if training_mode == "four_step":
-        if not hasattr(model, "rpn"):
+        if not (isinstance(model, Grouped) and {"body", "rpn", "head"} <= set(model.param_groups())):
             raise UsageError("task.training_mode four_step alternates an RPN and a detector head: "
                              "it needs a two-stage model (fasterrcnn)")
         if len(stage_fractions) != 4 or any(f <= 0 for f in stage_fractions):
             raise UsageError(f"task.stage_fractions must be 4 positive numbers, got {list(stage_fractions)}")
     if not 0 <= draw_threshold <= 1:
         raise UsageError(f"task.draw_threshold must be in [0, 1], got {draw_threshold}")
-    return DetectionTask(model, optim=optim, class_names=datamodule.class_names,
-                         category_ids=getattr(datamodule, "category_ids", []), training_mode=training_mode,
-                         stage_fractions=stage_fractions, draw_threshold=draw_threshold, channels_last=channels_last)
+    return DetectionTask(model, class_names=datamodule.class_names, category_ids=datamodule.category_ids,
+                         training_mode=training_mode, stage_fractions=stage_fractions, draw_threshold=draw_threshold)

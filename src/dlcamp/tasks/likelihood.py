@@ -27,19 +27,26 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from dlcamp.models.generative.base import BinaryAutoregressive, DensityModel
+from dlcamp.errors import UsageError
+from dlcamp.models.generative.base import BinaryAutoregressive, DensityModel, LatentVariableModel
 from dlcamp.tasks import register_task
-from dlcamp.tasks.base import Task
+from dlcamp.tasks.base import ImageSampler, Task, evaluating
 
 EVAL_SEED = 0
 
 
-class LikelihoodTask(Task):
-    def __init__(self, model: DensityModel, *, optim: dict[str, Any], class_names: list[str],
-                 channels_last: bool = False) -> None:
-        super().__init__(model, optim=optim, channels_last=channels_last)
+class LikelihoodTask(Task, ImageSampler):
+    """Maximum likelihood for a ``DensityModel``; a ``LatentVariableModel`` (the VAE) adds the
+    ELBO's terms and its latent-space figures. Samples on demand (``dlcamp sample``)."""
+
+    def __init__(self, model: DensityModel, *, class_names: list[str]) -> None:
+        super().__init__(model)
         self.class_names = list(class_names)
         self.nats_per_bit = math.log(2) * model.num_dims  # nats per image -> bits per dimension
+
+    @property
+    def conditional(self) -> bool:
+        return self.model.conditional
 
     def _condition(self, y: torch.Tensor) -> torch.Tensor | None:
         return y if self.model.conditional else None
@@ -59,7 +66,6 @@ class LikelihoodTask(Task):
         x, y = batch
         loss = self._log_terms(self.model.nll_loss(self._prepare(x), self._condition(y)), "train", len(x))
         self.check_finite(loss)
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -68,22 +74,20 @@ class LikelihoodTask(Task):
 
     @torch.no_grad()
     def evaluate(self, loader, prefix: str) -> dict[str, float]:
-        was_training = self.training
-        self.eval()
-        sums: dict[str, float] = {}
-        n = 0
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(EVAL_SEED)
-            for x, y in loader:
-                x, cond = x.to(self.device), self._condition(y.to(self.device))
-                parts = {"nll_nats": -self.model.log_prob(x, cond)}
-                if hasattr(self.model, "elbo"):
-                    terms = self.model.elbo(x, cond)
-                    parts.update(elbo_nats=-terms["elbo"], recon_nats=-terms["recon"], kl_nats=terms["kl"])
-                for key, v in parts.items():
-                    sums[key] = sums.get(key, 0.0) + v.double().sum().item()
-                n += len(x)
-        self.train(was_training)
+        with evaluating(self):
+            sums: dict[str, float] = {}
+            n = 0
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(EVAL_SEED)
+                for x, y in loader:
+                    x, cond = x.to(self.device), self._condition(y.to(self.device))
+                    parts = {"nll_nats": -self.model.log_prob(x, cond)}
+                    if isinstance(self.model, LatentVariableModel):
+                        terms = self.model.elbo(x, cond)
+                        parts.update(elbo_nats=-terms["elbo"], recon_nats=-terms["recon"], kl_nats=terms["kl"])
+                    for key, v in parts.items():
+                        sums[key] = sums.get(key, 0.0) + v.double().sum().item()
+                    n += len(x)
         out = {f"{prefix}/{k}": v / n for k, v in sums.items()}
         out[f"{prefix}/bpd"] = out[f"{prefix}/nll_nats"] / self.nats_per_bit
         return out
@@ -117,12 +121,10 @@ class LikelihoodTask(Task):
     @torch.no_grad()
     def sample_images(self, n: int, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, list[str] | None]:
         """n samples (and titles naming the class of a conditional model's draws)."""
-        was_training = self.training
-        self.eval()
         if self.model.conditional and condition is None:
             condition = torch.arange(n) % len(self.class_names)
-        x = self.model.sample(n, condition=condition.to(self.device) if condition is not None else None).cpu()
-        self.train(was_training)
+        with evaluating(self):
+            x = self.model.sample(n, condition=condition.to(self.device) if condition is not None else None).cpu()
         titles = [self.class_names[int(c)] for c in condition] if condition is not None else None
         return x, titles
 
@@ -139,7 +141,7 @@ class LikelihoodTask(Task):
             y = torch.stack([torch.as_tensor(test[i][1]) for i in range(16)])
             if isinstance(self.model, BinaryAutoregressive):
                 paths.append(self._completions(x, out_dir, F))
-            elif hasattr(self.model, "encode"):
+            elif isinstance(self.model, LatentVariableModel):
                 paths += self._vae_figures(x, y, datamodule, out_dir, F)
         return paths
 
@@ -211,10 +213,10 @@ class LikelihoodTask(Task):
 
 
 @register_task("likelihood")
-def likelihood(*, model: nn.Module, datamodule: Any, optim: dict[str, Any], channels_last: bool = False) -> LikelihoodTask:
+def likelihood(*, model: nn.Module, datamodule: Any) -> LikelihoodTask:
     """Density estimation: maximum likelihood (or the ELBO), NLL in nats and bits per dimension."""
     if not isinstance(model, DensityModel):
-        raise ValueError(f"the likelihood task needs a density model (nade, pixelcnn, pixelrnn, vae, ...), "
+        raise UsageError(f"the likelihood task needs a density model (nade, pixelcnn, pixelrnn, vae, ...), "
                          f"got {type(model).__name__}")
-    names = list(getattr(datamodule, "class_names", []) or [str(i) for i in range(datamodule.num_classes)])
-    return LikelihoodTask(model, optim=optim, class_names=names, channels_last=channels_last)
+    names = list(datamodule.class_names) or [str(i) for i in range(datamodule.num_classes)]
+    return LikelihoodTask(model, class_names=names)

@@ -2,54 +2,51 @@
 
 ``language_model``: next-token cross-entropy over every position of a window; logged in
 nats (``loss``) and bits per character (``bpc`` = loss / ln 2, the unit of the char-LM
-literature); ``ppl`` = e^loss. A count-based model (the n-gram baseline, ``count_based``
-True) is "trained" by counting: its training step calls ``model.observe`` and no
-optimizer runs. Figures: samples at each of ``sample_temperatures`` (dividing the logits
-by T < 1 sharpens the distribution towards the likeliest characters, T > 1 flattens it)
-and, for attention models, the self-attention map of a validation window.
+literature); ``ppl`` = e^loss. A ``CountingModel`` (the n-gram baseline) is "trained" by
+counting: its training step calls ``model.observe`` and no optimizer runs. Figures:
+samples at each of ``sample_temperatures`` (dividing the logits by T < 1 sharpens the
+distribution towards the likeliest characters, T > 1 flattens it) and, for a
+``TokenAttentionMapper`` (the Transformer), the self-attention map of a validation window.
 
 ``seq2seq``: teacher-forced cross-entropy on the target (PAD ignored); final metrics
 ``token_acc`` (teacher-forced), ``exact_match`` (greedy decoding, the whole output right
 including its end) and ``exact_match_beam`` (beam search, ``beam_size`` > 1). Figures:
-the cross-attention map of a validation example, decoded examples (mistakes first).
+decoded examples (mistakes first) and the attention maps (``Seq2Seq.attention_maps``) of a
+validation example.
 
 ``sequence_classification``: the classification task on token sequences (cross-entropy,
 ``acc``); figures: the confusion matrix and accuracy by sequence length (the
-long-range-dependency question: does accuracy fall as the sequence grows?).
+long-range-dependency question: does accuracy fall as the sequence grows?), and for a
+``TokenAttentionMapper`` the self-attention map of a test sequence.
+
+Each task needs text data (``dlcamp.data.contracts.TextData``; seq2seq:
+``Seq2SeqData``) and checks its model's contract when it is built.
 """
 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+import warnings
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from dlcamp.data.contracts import Seq2SeqData, TextData
+from dlcamp.errors import UsageError
+from dlcamp.models.sequence.contracts import CountingModel, TokenAttentionMapper
+from dlcamp.models.sequence.language import LanguageModel
+from dlcamp.models.sequence.seq2seq import Seq2Seq
+from dlcamp.registry import forwards
 from dlcamp.tasks import register_task
-from dlcamp.tasks.base import Task
+from dlcamp.tasks.base import Task, evaluating
 from dlcamp.tasks.classification import ClassificationTask
 from dlcamp.tasks.decoding import BOS, PAD, beam_search, greedy_decode
 
 LN2 = math.log(2)
 SAMPLE_SEED = 0
-
-
-@contextmanager
-def keep_attention(model: nn.Module) -> Iterator[list[nn.Module]]:
-    """Switch on ``keep_attention`` in every attention layer of ``model``; yield those layers."""
-    layers = [m for m in model.modules() if isinstance(getattr(m, "keep_attention", None), bool)]
-    before = [m.keep_attention for m in layers]
-    for m in layers:
-        m.keep_attention = True
-    try:
-        yield layers
-    finally:
-        for m, flag in zip(layers, before):
-            m.keep_attention = flag
 
 
 def _token_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
@@ -59,32 +56,25 @@ def _token_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: flo
                            label_smoothing=label_smoothing, reduction=reduction)
 
 
-@contextmanager
-def _eval_mode(module: nn.Module):
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)
-
-
 # -- language model -----------------------------------------------------------------------
 
 class LanguageModelTask(Task):
-    def __init__(self, model: nn.Module, *, optim: dict[str, Any], vocab: Any,
-                 sample_temperatures: Sequence[float] = (0.5, 1.0), sample_length: int = 300, prompt: str = "",
-                 channels_last: bool = False) -> None:
-        super().__init__(model, optim=optim, channels_last=False)
+    """Next-token prediction for a ``LanguageModel``; a ``CountingModel`` is fitted by counting."""
+
+    def __init__(self, model: LanguageModel, *, vocab: Any, sample_temperatures: Sequence[float] = (0.5, 1.0),
+                 sample_length: int = 300, prompt: str = "") -> None:
+        if any(t <= 0 for t in sample_temperatures):
+            raise ValueError(f"task.sample_temperatures must be > 0, got {list(sample_temperatures)}")
+        if sample_length < 1:
+            raise ValueError(f"task.sample_length must be >= 1, got {sample_length}")
+        super().__init__(model)
         self.vocab = vocab
-        self.count_based = bool(getattr(model, "count_based", False))
+        self.count_based = isinstance(model, CountingModel)
         self.sample_temperatures = [float(t) for t in sample_temperatures]
         self.sample_length, self.prompt = int(sample_length), prompt
 
     def on_fit_start(self) -> None:
         if self.count_based and self.trainer.world_size > 1:
-            from dlcamp.errors import UsageError
-
             raise UsageError("a count-based model (ngram) is fitted in one process; set trainer.devices=1")
 
     def configure_optimizers(self):
@@ -104,11 +94,10 @@ class LanguageModelTask(Task):
         self.check_finite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(x))
         self.log("train/bpc", loss / LN2, on_step=False, on_epoch=True, batch_size=len(x))
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        if self.count_based and hasattr(self.model, "finalize"):
+        if self.count_based:
             self.model.finalize()
 
     def validation_step(self, batch, batch_idx):
@@ -120,7 +109,7 @@ class LanguageModelTask(Task):
     @torch.no_grad()
     def evaluate(self, loader, prefix: str) -> dict[str, float]:
         total, count = 0.0, 0
-        with _eval_mode(self):
+        with evaluating(self):
             for x, y in loader:
                 x, y = x.to(self.device), y.to(self.device)
                 total += _token_loss(self.model(x), y, reduction="sum").item()
@@ -134,7 +123,7 @@ class LanguageModelTask(Task):
         ids = self.vocab.encode(prompt or "\n")
         x = torch.tensor([ids], dtype=torch.long, device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        with _eval_mode(self):
+        with evaluating(self):
             out = self.model.generate(x, n, temperature=temperature, generator=generator)
         return prompt + self.vocab.decode(out[0, len(ids):].tolist())
 
@@ -146,9 +135,12 @@ class LanguageModelTask(Task):
             lines += [f"--- temperature {t} ---"] + self.sample_text(self.sample_length, t, self.prompt).split("\n")
         paths = [F.save(F.plot_text(lines, title=f"samples ({self.sample_length} characters each, seed {SAMPLE_SEED})"),
                         out_dir / "samples.png")]
-        x, _ = datamodule.splits["val"][0]
-        paths += _attention_figures(self.model, lambda: self.model(x[None, :48].to(self.device)),
-                                    [self.vocab.itos[i] for i in x[:48].tolist()], None, out_dir)
+        if isinstance(self.model, TokenAttentionMapper):
+            x, _ = datamodule.splits["val"][0]
+            tokens = [self.vocab.itos[i] for i in x[:48].tolist()]
+            with torch.no_grad(), evaluating(self.model):
+                last = self.model.attention_maps(x[None, :48].to(self.device))[-1]  # (1, nh, T, T)
+            paths.append(_plot_attention(last[0].mean(0), tokens, tokens, "self", out_dir))
         return paths
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
@@ -163,51 +155,31 @@ class LanguageModelTask(Task):
         emit_csv(rows, output)
 
 
-def _attention_figures(model: nn.Module, run, source: list[str], target: list[str] | None,
-                       out_dir: Path) -> list[Path]:
-    """Run ``run()`` with attention kept; plot the last layer's self-attention (and cross-attention)."""
+def _plot_attention(weights: torch.Tensor, keys: list[str], rows: list[str], kind: str, out_dir: Path) -> Path:
+    """Plot one map (L, S) of ``kind`` ("self", "cross") over ``keys``; a map wider than the
+    labels (a class token first) shows its last rows and columns."""
     from dlcamp.report import figures as F
 
-    with torch.no_grad(), _eval_mode(model), keep_attention(model) as layers:
-        if not layers:
-            return []
-        run()
-        last = layers[-1]
-        paths = []
-        rows = target if target is not None else source
-        # A decoder's self-attention keys are what it read: BOS, then its outputs shifted by one.
-        read = rows if target is None else ["<bos>"] + target[:-1]
-        for kind, keys in (("self", read), ("cross", source)):
-            weights = getattr(last, f"{kind}_attention_weights", None)
-            if weights is None:
-                continue
-            w = weights[0].mean(0).cpu()  # (L, S), heads averaged
-            w = w[-len(rows):, -len(keys):] if w.shape != (len(rows), len(keys)) else w
-            paths.append(F.save(F.plot_attention(w, keys[: w.shape[1]], rows[: w.shape[0]],
-                                                 title=f"{kind}-attention, last layer, heads averaged"),
-                                out_dir / f"{kind}_attention.png"))
-    return paths
+    w = weights.cpu()
+    w = w[-len(rows):, -len(keys):] if w.shape != (len(rows), len(keys)) else w
+    return F.save(F.plot_attention(w, keys[: w.shape[1]], rows[: w.shape[0]],
+                                   title=f"{kind}-attention, last layer, heads averaged"),
+                  out_dir / f"{kind}_attention.png")
 
 
 @register_task("language_model")
-def language_model(*, model: nn.Module, datamodule: Any, optim: dict[str, Any],
-                   sample_temperatures: list[float] = (0.5, 1.0), sample_length: int = 300, prompt: str = "",
-                   channels_last: bool = False) -> LanguageModelTask:
+@forwards(LanguageModelTask, drop=("vocab",))
+def language_model(*, model: nn.Module, datamodule: Any, **options: Any) -> LanguageModelTask:
     """Next-character prediction: loss in nats, bits per character, samples at several temperatures."""
-    if not hasattr(datamodule, "vocab"):
-        raise ValueError(f"task language_model needs text data (with a vocab), not {type(datamodule).__name__}")
-    if any(t <= 0 for t in sample_temperatures):
-        raise ValueError(f"task.sample_temperatures must be > 0, got {list(sample_temperatures)}")
-    if sample_length < 1:
-        raise ValueError(f"task.sample_length must be >= 1, got {sample_length}")
-    if getattr(model, "count_based", False):
-        import warnings
-
+    if not isinstance(datamodule, TextData):
+        raise UsageError(f"task language_model needs text data (with a vocab), not {type(datamodule).__name__}")
+    if not isinstance(model, LanguageModel):
+        raise UsageError(f"task language_model needs a language model (char_lm, ngram), got {type(model).__name__}")
+    if isinstance(model, CountingModel):
         # Counting runs no optimizer and returns no loss, on purpose: Lightning need not say so.
         warnings.filterwarnings("ignore", message=r".*configure_optimizers.*returned `None`")
         warnings.filterwarnings("ignore", message=r".*training_step.*returned `None`")
-    return LanguageModelTask(model, optim=optim, vocab=datamodule.vocab, sample_temperatures=sample_temperatures,
-                             sample_length=sample_length, prompt=prompt)
+    return LanguageModelTask(model, vocab=datamodule.vocab, **options)
 
 
 # -- sequence to sequence -----------------------------------------------------------------
@@ -221,9 +193,15 @@ def _exact_match(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class Seq2SeqTask(Task):
-    def __init__(self, model: nn.Module, *, optim: dict[str, Any], vocab: Any, max_target_len: int,
-                 label_smoothing: float = 0.0, beam_size: int = 4, length_penalty: float = 0.0) -> None:
-        super().__init__(model, optim=optim)
+    """Teacher-forced training of a ``Seq2Seq`` model; greedy and beam-search decoding."""
+
+    def __init__(self, model: Seq2Seq, *, vocab: Any, max_target_len: int, label_smoothing: float = 0.0,
+                 beam_size: int = 4, length_penalty: float = 0.0) -> None:
+        if beam_size < 1:
+            raise ValueError(f"task.beam_size must be >= 1, got {beam_size}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}")
+        super().__init__(model)
         self.vocab, self.max_new = vocab, max_target_len - 1  # the target's BOS is given
         self.label_smoothing, self.beam_size, self.length_penalty = label_smoothing, beam_size, length_penalty
 
@@ -232,7 +210,6 @@ class Seq2SeqTask(Task):
         loss = _token_loss(self.model(src, tgt[:, :-1]), tgt[:, 1:], self.label_smoothing)
         self.check_finite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(src))
-        self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -246,7 +223,7 @@ class Seq2SeqTask(Task):
 
     def decode(self, src: torch.Tensor, beam_size: int = 1) -> torch.Tensor:
         """Decoded outputs (B, n) for sources (B, S): greedy, or beam search when beam_size > 1."""
-        with torch.no_grad(), _eval_mode(self):
+        with torch.no_grad(), evaluating(self):
             if beam_size > 1:
                 return beam_search(self.model, src, max_len=self.max_new, beam_size=beam_size,
                                    length_penalty=self.length_penalty)
@@ -256,7 +233,7 @@ class Seq2SeqTask(Task):
     def evaluate(self, loader, prefix: str) -> dict[str, float]:
         loss_sum = tokens = right = 0.0
         exact = exact_beam = n = 0
-        with _eval_mode(self):
+        with evaluating(self):
             for src, tgt in loader:
                 src, tgt = src.to(self.device), tgt.to(self.device)
                 logits = self.model(src, tgt[:, :-1])
@@ -289,25 +266,19 @@ class Seq2SeqTask(Task):
                  + ("" if ok[i] else f"   (want {text(tgt[i, 1:])!r})") for i in order[:16]]
         paths = [F.save(F.plot_text(lines, title=f"greedy decoding of validation examples: {sum(ok)}/{len(ok)} exact"),
                         out_dir / "examples.png")]
-        # the attention map of one example: the model decodes its own (greedy) output
+        # the attention maps of one example: the model decodes its own (greedy) output
         i = order[-1] if order else 0
         s_len = int((src[i] != PAD).sum())
         prefix = torch.cat([torch.tensor([BOS], device=self.device), pred[i][pred[i] != PAD]])
         source = [self.vocab.itos[t] for t in src[i, :s_len].tolist()]
         target = [self.vocab.itos[t] for t in prefix[1:].tolist()]
-
-        def run():
-            self.model.decode(self.model.encode(src[i: i + 1, :s_len]), prefix[None, :-1])
-
-        if hasattr(self.model, "cross_attention") and not any(hasattr(m, "keep_attention") for m in self.model.modules()):
-            with torch.no_grad(), _eval_mode(self):
-                run()
-                w = self.model.cross_attention()
-            if w is not None:
-                paths.append(F.save(F.plot_attention(w[0].cpu(), source, target, title="attention over the source"),
-                                    out_dir / "cross_attention.png"))
-        else:
-            paths += _attention_figures(self.model, run, source, target, out_dir)
+        with torch.no_grad(), evaluating(self.model):
+            maps = self.model.attention_maps(src[i: i + 1, :s_len], prefix[None, :-1])
+        # A decoder's self-attention keys are what it read: BOS, then its outputs shifted by one.
+        keys = {"self": ["<bos>"] + target[:-1], "cross": source}
+        for kind in ("self", "cross"):
+            if kind in maps:
+                paths.append(_plot_attention(maps[kind][0], keys[kind], target, kind, out_dir))
         return paths
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
@@ -324,17 +295,15 @@ class Seq2SeqTask(Task):
 
 
 @register_task("seq2seq")
-def seq2seq(*, model: nn.Module, datamodule: Any, optim: dict[str, Any], label_smoothing: float = 0.0,
-            beam_size: int = 4, length_penalty: float = 0.0, channels_last: bool = False) -> Seq2SeqTask:
+@forwards(Seq2SeqTask, drop=("vocab", "max_target_len"))
+def seq2seq(*, model: nn.Module, datamodule: Any, **options: Any) -> Seq2SeqTask:
     """Encoder–decoder training with teacher forcing; exact match by greedy and beam-search decoding."""
-    if not hasattr(datamodule, "max_target_len"):
-        raise ValueError(f"task seq2seq needs source/target data (dates, reverse, addition), not {type(datamodule).__name__}")
-    if beam_size < 1:
-        raise ValueError(f"task.beam_size must be >= 1, got {beam_size}")
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}")
-    return Seq2SeqTask(model, optim=optim, vocab=datamodule.vocab, max_target_len=datamodule.max_target_len,
-                       label_smoothing=label_smoothing, beam_size=beam_size, length_penalty=length_penalty)
+    if not isinstance(datamodule, Seq2SeqData):
+        raise UsageError(f"task seq2seq needs source/target data (dates, reverse, addition), not {type(datamodule).__name__}")
+    if not isinstance(model, Seq2Seq):
+        raise UsageError(f"task seq2seq needs an encoder-decoder model (seq2seq_gru, seq2seq_transformer), "
+                         f"got {type(model).__name__}")
+    return Seq2SeqTask(model, vocab=datamodule.vocab, max_target_len=datamodule.max_target_len, **options)
 
 
 # -- sequence classification ------------------------------------------------------------
@@ -358,10 +327,13 @@ class SequenceClassificationTask(ClassificationTask):
         curve = {"test accuracy": [(float(n), sum(by_length[n]) / len(by_length[n])) for n in xs]}
         paths.append(F.save(F.plot_compare(curve, ylabel="accuracy", title="accuracy by sequence length", log=False),
                             out_dir / "accuracy_by_length.png"))
-        x, _ = test[0]
-        n = int((x != PAD).sum())
-        tokens = [datamodule.vocab.itos[i] for i in x[:n].tolist()]
-        paths += _attention_figures(self.model, lambda: self.model(x[None, :n].to(self.device)), tokens, None, out_dir)
+        if isinstance(self.model, TokenAttentionMapper):
+            x, _ = test[0]
+            n = int((x != PAD).sum())
+            tokens = [datamodule.vocab.itos[i] for i in x[:n].tolist()]
+            with torch.no_grad(), evaluating(self.model):
+                last = self.model.attention_maps(x[None, :n].to(self.device))[-1]  # (1, nh, T, T)
+            paths.append(_plot_attention(last[0].mean(0), tokens, tokens, "self", out_dir))
         return paths
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
@@ -380,10 +352,10 @@ class SequenceClassificationTask(ClassificationTask):
 
 
 @register_task("sequence_classification")
-def sequence_classification(*, model: nn.Module, datamodule: Any, optim: dict[str, Any], label_smoothing: float = 0.0,
-                            channels_last: bool = False) -> SequenceClassificationTask:
+def sequence_classification(*, model: nn.Module, datamodule: Any, label_smoothing: float = 0.0
+                            ) -> SequenceClassificationTask:
     """Classify token sequences (Reber grammar, text): cross-entropy; accuracy overall and by length."""
-    if not 0 <= label_smoothing < 1:
-        raise ValueError(f"task.label_smoothing must be in [0, 1), got {label_smoothing}")
-    return SequenceClassificationTask(model, num_classes=datamodule.num_classes, optim=optim,
-                                      label_smoothing=label_smoothing)
+    if not isinstance(datamodule, TextData):
+        raise UsageError(f"task sequence_classification needs text data (with a vocab), "
+                         f"not {type(datamodule).__name__}")
+    return SequenceClassificationTask(model, num_classes=datamodule.num_classes, label_smoothing=label_smoothing)

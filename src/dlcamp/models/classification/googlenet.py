@@ -49,6 +49,7 @@ import torch.nn as nn
 from dlcamp import nn as dnn
 from dlcamp.models import register_model
 from dlcamp.models.classification._common import check_input_shape
+from dlcamp.models.contracts import AuxiliaryClassifier
 
 NormLayer = Callable[..., nn.Module]
 
@@ -161,7 +162,7 @@ def _scaled(channels: int, width_mult: float) -> int:
     return max(1, round(channels * width_mult))
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(nn.Module, AuxiliaryClassifier):
     """Stem, inception 3a-3b, pool, 4a-4e, pool, 5a-5b, global pool, dropout, fc; aux heads on 4a and 4d.
 
     ``stem`` maps a name to a module, each registered at the top level (torchvision's keys)
@@ -171,7 +172,7 @@ class GoogLeNet(nn.Module):
     ImageNet stem (7x7 on 224x224 images), 8 for the small stem (4x4 on 32x32).
     """
 
-    aux_loss_weight = AUX_LOSS_WEIGHT  # read by the classification task
+    aux_loss_weight = AUX_LOSS_WEIGHT  # the AuxiliaryClassifier contract: read by the classification task
 
     def __init__(self, stem: OrderedDict[str, nn.Module], stem_channels: int, *, num_classes: int = 1000,
                  aux_logits: bool = True, transform_input: bool = False, dropout: float = 0.2,

@@ -35,7 +35,8 @@ from torch import Tensor, nn
 
 from dlcamp.models import register_model
 from dlcamp.models.classification._common import check_input_shape
-from dlcamp.nn import LearnedPositionalEmbedding, TransformerEncoder, TransformerEncoderLayer
+from dlcamp.models.contracts import AttentionMapper
+from dlcamp.nn import LearnedPositionalEmbedding, TransformerEncoder, TransformerEncoderLayer, keeping_attention
 
 LAYER_NORM_EPS = 1e-6  # the original (JAX) ViT's and torchvision's; transformers' ViTConfig defaults to 1e-12
 
@@ -79,16 +80,12 @@ class ViTEncoder(TransformerEncoder):
     @torch.no_grad()
     def attention_maps(self, tokens: Tensor, padding_mask: Tensor | None = None) -> list[Tensor]:
         """Run once with attention kept; one (B, nh, T, T) tensor per layer, rows summing to 1."""
-        previous = self.keep_attention
-        self.keep_attention = True
-        try:
+        with keeping_attention(self):
             self(tokens, src_key_padding_mask=padding_mask)
-            return [layer.self_attention_weights for layer in self.layers]
-        finally:
-            self.keep_attention = previous
+        return [layer.self_attention_weights for layer in self.layers]
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(nn.Module, AttentionMapper):
     """Patch embedding, class token, learned positions, a ``ViTEncoder``, a linear head.
 
     ``forward_tokens``: (B, C, H, W) -> (B, T, D), every token after the final norm;

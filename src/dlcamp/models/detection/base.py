@@ -1,4 +1,4 @@
-"""What the detectors share: the interface the detection task calls, batching, post-processing.
+"""What the detectors share: the interface the detection task calls, batching, matching, post-processing.
 
 A detector is an ``nn.Module`` with
 
@@ -51,6 +51,46 @@ def pad_batch(images: Images, size_divisible: int = 1) -> tuple[torch.Tensor, li
     for i, im in enumerate(ims):
         batch[i, :, : im.shape[-2], : im.shape[-1]] = im
     return batch, sizes
+
+
+class Normalize(nn.Module):
+    """Images in [0, 1] -> standardised with fixed channel statistics (ImageNet's)."""
+
+    def __init__(self, mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(-1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def split_targets(target: dict[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's ordinary boxes [N, 4] and their labels [N], and its crowd regions [N_crowd, 4]."""
+    boxes = target["boxes"].to(device).float()
+    crowd = target.get("iscrowd", torch.zeros(len(boxes), dtype=torch.bool)).to(device)
+    return boxes[~crowd], target["labels"].to(device)[~crowd], boxes[crowd]
+
+
+def match_boxes(matcher: ops.Matcher, gt: torch.Tensor, crowd: torch.Tensor, boxes: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each box's matched ground truth [N] (index, clamped to 0) and label [N]: 1 positive, 0 negative, -1 ignored.
+
+    A box that would be negative but overlaps a crowd region by ``matcher.low_threshold``
+    is ignored: it may well show one of the crowd's objects.
+    """
+    if len(gt) == 0:
+        idx = torch.zeros(len(boxes), dtype=torch.long, device=boxes.device)
+        labels = torch.zeros(len(boxes), dtype=torch.long, device=boxes.device)
+    else:
+        m = matcher(ops.box_iou(gt, boxes))
+        labels = (m >= 0).long()
+        labels[m == ops.Matcher.BETWEEN_THRESHOLDS] = -1
+        idx = m.clamp(min=0)
+    if len(crowd):
+        on_crowd = ops.box_iou(crowd, boxes).amax(0) >= matcher.low_threshold
+        labels[on_crowd & (labels == 0)] = -1
+    return idx, labels
 
 
 def postprocess(boxes: torch.Tensor, scores: torch.Tensor, image_size: tuple[int, int], *, score_threshold: float,

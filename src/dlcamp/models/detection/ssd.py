@@ -36,25 +36,31 @@ import torch.nn.functional as F
 from dlcamp import ops
 from dlcamp.errors import UsageError
 from dlcamp.models import register_model
-from dlcamp.models.detection.backbone import Normalize, build_backbone
-from dlcamp.models.detection.base import Detector, Images, image_list, postprocess, smooth_l1
+from dlcamp.models.backbones import Backbone, get_backbone
+from dlcamp.models.detection.base import Detector, Images, Normalize, image_list, postprocess, smooth_l1
+from dlcamp.registry import forwards
 
 
 class SSD(Detector):
-    """Backbone maps -> per-level 3x3 conv heads (classes and offsets) over the default boxes."""
+    """Backbone maps -> per-level 3x3 conv heads (classes and offsets) over the default boxes.
 
-    def __init__(self, *, num_classes: int, image_size: tuple[int, int] = (128, 128), backbone: str = "tiny",
-                 widths: Sequence[int] | None = None, num_levels: int = 4, first_stride: int = 8,
+    One level of default boxes per map of ``backbone``; ``scales`` (one more than the
+    levels) default to the paper's linear spacing from ``min_scale`` to ``max_scale``.
+    """
+
+    def __init__(self, backbone: Backbone, *, num_classes: int, image_size: Sequence[int] = (128, 128),
                  scales: Sequence[float] | None = None, min_scale: float = 0.1, max_scale: float = 0.75,
                  aspect_ratios: Sequence[Sequence[float]] | None = None, neg_pos_ratio: float | None = 3.0,
                  box_scale: str = "log", iou_threshold: float = 0.5, score_threshold: float = 0.01,
-                 nms_threshold: float = 0.45, max_detections: int = 100, topk_candidates: int = 200,
-                 in_channels: int = 3) -> None:
+                 nms_threshold: float = 0.45, max_detections: int = 100, topk_candidates: int = 200) -> None:
         super().__init__()
         if num_classes < 1:
             raise UsageError(f"ssd: num_classes must be >= 1, got {num_classes}")
         if neg_pos_ratio is not None and neg_pos_ratio <= 0:
             raise UsageError(f"ssd: neg_pos_ratio must be > 0 or null (no mining), got {neg_pos_ratio}")
+        if box_scale not in ("log", "linear"):
+            raise UsageError(f"ssd: box_scale must be 'log' or 'linear', got {box_scale!r}")
+        num_levels = len(backbone.strides)
         self.num_classes = num_classes
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.neg_pos_ratio = neg_pos_ratio
@@ -62,8 +68,7 @@ class SSD(Detector):
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_detections, self.topk_candidates = max_detections, topk_candidates
         self.normalize = Normalize()
-        self.backbone = build_backbone(backbone, num_levels=num_levels, first_stride=first_stride, widths=widths,
-                                       in_channels=in_channels)
+        self.backbone = backbone
         if scales is None:  # the paper's linear spacing, one more than the levels (for the extra square)
             scales = [min_scale + (max_scale - min_scale) * k / max(1, num_levels - 1) for k in range(num_levels)]
             scales.append(min(1.0, scales[-1] + (max_scale - min_scale) / max(1, num_levels - 1)))
@@ -78,7 +83,7 @@ class SSD(Detector):
         with torch.no_grad():  # the maps' sizes, for the default boxes
             was = self.backbone.training
             self.backbone.eval()
-            feats = self.backbone(torch.zeros(1, in_channels, *self.image_size))
+            feats = self.backbone(torch.zeros(1, backbone.in_channels, *self.image_size))
             self.backbone.train(was)
         self.feature_sizes = [tuple(f.shape[-2:]) for f in feats]
         per_loc = [2 + 2 * len(r) for r in self.aspect_ratios]
@@ -179,17 +184,16 @@ class SSD(Detector):
 
 
 @register_model("ssd")
+@forwards(SSD, drop=("image_size",))
 def ssd(*, num_classes: int, input_shape: Sequence[int] = (3, 128, 128), backbone: str = "tiny",
         widths: Sequence[int] | None = None, num_levels: int = 4, first_stride: int = 8,
-        scales: Sequence[float] | None = None, min_scale: float = 0.1, max_scale: float = 0.75,
-        aspect_ratios: Sequence[Sequence[float]] | None = None, neg_pos_ratio: float | None = 3.0,
-        box_scale: str = "log", iou_threshold: float = 0.5, score_threshold: float = 0.01,
-        nms_threshold: float = 0.45, max_detections: int = 100) -> SSD:
-    """SSD (Liu et al. 2016): multi-scale default boxes, per-scale heads, multibox loss with hard negative mining."""
-    if box_scale not in ("log", "linear"):
-        raise UsageError(f"ssd: box_scale must be 'log' or 'linear', got {box_scale!r}")
-    return SSD(num_classes=num_classes, image_size=tuple(input_shape[-2:]), in_channels=int(input_shape[0]),
-               backbone=backbone, widths=widths, num_levels=num_levels, first_stride=first_stride, scales=scales,
-               min_scale=min_scale, max_scale=max_scale, aspect_ratios=aspect_ratios, neg_pos_ratio=neg_pos_ratio,
-               box_scale=box_scale, iou_threshold=iou_threshold, score_threshold=score_threshold,
-               nms_threshold=nms_threshold, max_detections=max_detections)
+        backbone_options: dict[str, Any] | None = None, **kwargs: Any) -> SSD:
+    """SSD (Liu et al. 2016): multi-scale default boxes, per-scale heads, multibox loss with hard negative mining.
+
+    ``backbone`` names one of ``dlcamp.models.backbones`` (``widths`` is ``tiny``'s;
+    ``backbone_options`` any other of its options); ``input_shape`` is (C, H, W).
+    """
+    options = {**({"widths": tuple(widths)} if widths else {}), **(backbone_options or {})}
+    body = get_backbone(backbone, num_levels=num_levels, first_stride=first_stride, in_channels=int(input_shape[0]),
+                        **options)
+    return SSD(body, num_classes=num_classes, image_size=tuple(input_shape[-2:]), **kwargs)

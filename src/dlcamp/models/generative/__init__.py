@@ -3,6 +3,6 @@
 and the VAE (with its conditional variant)."""
 
 from dlcamp.models.generative import bernoulli, nade, pixelcnn, pixelrnn, vae  # noqa: F401  (register)
-from dlcamp.models.generative.base import BinaryAutoregressive, DensityModel
+from dlcamp.models.generative.base import BinaryAutoregressive, DensityModel, LatentVariableModel
 
-__all__ = ["BinaryAutoregressive", "DensityModel"]
+__all__ = ["BinaryAutoregressive", "DensityModel", "LatentVariableModel"]

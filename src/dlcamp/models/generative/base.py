@@ -10,7 +10,8 @@ Every model of the likelihood week is an explicit density p(x) over images x of 
   torch RNG (seed it for repeatable grids).
 
 ``nll_loss(x, condition)`` is what training minimises, per image, in nats: -log p(x) for
-the autoregressive models, the negative ELBO (or IWAE bound) for latent-variable models.
+the autoregressive models, the negative ELBO (or IWAE bound) for latent-variable models
+(``LatentVariableModel``: an encoder q(z | x), decoder means E[x | z] and the ELBO's terms).
 
 Binary images. The chain rule p(x) = prod_i p(x_i | x_<i) over pixels in raster order
 (row by row, left to right) with a Bernoulli per conditional: ``BinaryAutoregressive``
@@ -65,6 +66,28 @@ class DensityModel(nn.Module, abc.ABC):
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         return self.log_prob(x, condition)
+
+
+class LatentVariableModel(DensityModel):
+    """p(x) = ∫ p(x | z) p(z) dz with prior N(0, I) and an encoder q(z | x): the VAE family.
+
+    Beyond ``DensityModel``, what the likelihood task reports (the two ELBO terms) and
+    draws (reconstructions, decoder means, latent traversals and the latent map).
+    """
+
+    latent_dim: int  # Z
+
+    @abc.abstractmethod
+    def encode(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | x): mean and log-variance, each Tensor[B, Z]."""
+
+    @abc.abstractmethod
+    def decode_mean(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x | z] for latents [B, Z] as images Tensor[B, C, H, W]."""
+
+    @abc.abstractmethod
+    def elbo(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{"elbo", "recon", "kl"}``, each Tensor[B] in nats: elbo = recon - kl."""
 
 
 class BinaryAutoregressive(DensityModel):

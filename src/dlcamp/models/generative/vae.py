@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dlcamp.models import register_model
-from dlcamp.models.generative.base import DensityModel, bernoulli_log_prob, check_binary
+from dlcamp.models.generative.base import LatentVariableModel, bernoulli_log_prob, check_binary
 
 LOG_2PI = math.log(2 * math.pi)
 IWAE_CHUNK = 1 << 16  # images × samples decoded at once when estimating log p(x)
@@ -58,7 +58,7 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers[:-1])  # no activation after the last layer
 
 
-class VAE(DensityModel):
+class VAE(LatentVariableModel):
     def __init__(self, input_shape: Sequence[int], latent_dim: int = 16, hidden: Sequence[int] = (256, 256),
                  decoder: Literal["bernoulli", "gaussian"] = "bernoulli", num_classes: int = 0, eval_k: int = 500,
                  train_k: int = 1, min_log_std: float = -4.0) -> None:

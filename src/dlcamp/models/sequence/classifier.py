@@ -30,13 +30,14 @@ from torch import Tensor, nn
 
 from dlcamp.models import register_model
 from dlcamp.models.classification.vit import ViTEncoder
+from dlcamp.models.sequence.contracts import TokenAttentionMapper
 from dlcamp.nn import LearnedPositionalEmbedding
 
 PAD = 0  # the text data modules' padding id (dlcamp.data.text.Vocab.PAD)
 POOLS = ("cls", "mean")
 
 
-class TransformerClassifier(nn.Module):
+class TransformerClassifier(nn.Module, TokenAttentionMapper):
     """Token embedding, class token, learned positions, a ``ViTEncoder``, a linear head.
 
     ``forward_features``: LongTensor[B, S] right-padded with PAD -> (B, D) pooled;
@@ -93,7 +94,7 @@ class TransformerClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def attention_maps(self, x: Tensor) -> list[Tensor]:
-        """One (B, nh, T, T) map per layer; columns of PAD tokens are zero."""
+        """One (B, nh, T, T) map per layer, the class token first; columns of PAD tokens are zero."""
         tokens, padding = self.embed(x)
         return self.encoder.attention_maps(tokens, padding)
 

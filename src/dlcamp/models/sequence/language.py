@@ -40,6 +40,7 @@ import torch.nn as nn
 
 from dlcamp import nn as dnn
 from dlcamp.models import register_model
+from dlcamp.models.sequence.contracts import TokenAttentionMapper
 
 RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -152,7 +153,7 @@ class RecurrentLM(LanguageModel):
         return torch.cat([prompt, torch.stack(generated, dim=1)], dim=1)
 
 
-class TransformerLM(LanguageModel):
+class TransformerLM(LanguageModel, TokenAttentionMapper):
     """Decoder-only Transformer: token + learned position -> L causal pre-norm layers -> LN -> V."""
 
     def __init__(self, vocab_size: int, max_len: int, d_model: int = 256, nhead: int = 4, num_layers: int = 2,
@@ -179,6 +180,13 @@ class TransformerLM(LanguageModel):
         h = self.position(self.embed(x))  # (B, T, H)
         h = self.blocks(h, is_causal=self.causal)  # (B, T, H); row t attends to columns <= t
         return self.head(h)  # (B, T, V)
+
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One (B, nh, T, T) map per layer; row t is zero beyond column t (the causal mask)."""
+        with dnn.keeping_attention(self.blocks):
+            self(x)
+        return [layer.self_attention_weights for layer in self.blocks.layers]
 
 
 @register_model("char_lm")

@@ -51,15 +51,17 @@ from typing import Any
 import torch
 
 from dlcamp.models import register_model
+from dlcamp.models.sequence.contracts import CountingModel
 from dlcamp.models.sequence.language import LanguageModel
 
 _PENDING_LIMIT = 1 << 21  # pending (context, w) entries, summed over orders, before a merge
 
 
-class NGramLM(LanguageModel):
-    """Interpolated Witten–Bell n-gram model over token ids; ``forward`` returns log-probabilities."""
+class NGramLM(LanguageModel, CountingModel):
+    """Interpolated Witten–Bell n-gram model over token ids; ``forward`` returns log-probabilities.
 
-    count_based = True  # trained by ``observe``, not by gradients
+    A ``CountingModel``: trained by ``observe``, not by gradients.
+    """
 
     def __init__(self, vocab_size: int, order: int = 5, pad_id: int | None = 0) -> None:
         super().__init__()

@@ -35,6 +35,9 @@ One interface for both (what greedy and beam search need):
         decoder layer for the Transformer, whose layers keep their weights only while
         their ``keep_attention`` is on: it costs the fused kernel), or None without
         attention
+    attention_maps(src, tgt_in) -> {"cross": (B, T, S), "self": (B, T, T)}: one
+        teacher-forced decode with the weights kept, heads averaged, last layer; "self"
+        for the Transformer only, nothing without attention (for figures)
 
 Token ids: PAD = 0 (right padding; PAD source positions are masked everywhere), BOS = 1
 starts ``tgt_in``.
@@ -60,8 +63,9 @@ PAD = 0
 Memory = tuple[torch.Tensor, ...]
 
 
-class Seq2Seq(nn.Module):
-    """Base: ``forward = decode(encode(src), tgt_in)``; subclasses record ``_attention``."""
+class Seq2Seq(nn.Module, abc.ABC):
+    """Base and contract of the encoder–decoders (what decoding and the seq2seq task need):
+    ``forward = decode(encode(src), tgt_in)``; subclasses record ``_attention``."""
 
     _attention: torch.Tensor | None = None
 
@@ -80,6 +84,14 @@ class Seq2Seq(nn.Module):
     def cross_attention(self) -> torch.Tensor | None:
         """(B, T, S) attention of the last decode over source positions; rows sum to 1."""
         return self._attention
+
+    @torch.no_grad()
+    def attention_maps(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Decode ``tgt_in`` (B, T) given ``src`` (B, S) once; its attention by what it attends over:
+        ``"cross"`` (B, T, S) the source. Empty without attention."""
+        self(src, tgt_in)
+        cross = self.cross_attention()
+        return {"cross": cross} if cross is not None else {}
 
 
 # ----------------------------------------------------------------------------------
@@ -251,6 +263,15 @@ class TransformerSeq2Seq(Seq2Seq):
         weights = self.decoder.layers[-1].cross_attention_weights  # (B, nh, T, S)
         self._attention = weights.mean(1) if weights is not None else None  # (B, T, S)
         return self.output(h)  # (B, T, V)
+
+    @torch.no_grad()
+    def attention_maps(self, src: torch.Tensor, tgt_in: torch.Tensor) -> dict[str, torch.Tensor]:
+        """As ``Seq2Seq.attention_maps``, plus ``"self"`` (B, T, T): the last decoder layer over its inputs."""
+        with dnn.keeping_attention(self):
+            self(src, tgt_in)
+        last = self.decoder.layers[-1]
+        return {"self": last.self_attention_weights.mean(1),  # (B, nh, T, T) -> (B, T, T)
+                "cross": last.cross_attention_weights.mean(1)}  # (B, nh, T, S) -> (B, T, S)
 
 
 @register_model("seq2seq_gru")

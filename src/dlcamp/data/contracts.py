@@ -1,0 +1,33 @@
+"""What tasks and the command line may ask of a data module beyond ``DataModule``, as abstract classes.
+
+A task checks its data module against one of these once, when it is built, and says in one
+line what it needs; it never probes a data module with ``hasattr``.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any
+
+
+class TextData(abc.ABC):
+    """Data over a character vocabulary: ``vocab`` maps characters to ids and back."""
+
+    vocab: Any  # a dlcamp.data.text.Vocab: characters to ids and back
+
+
+class Seq2SeqData(TextData):
+    """Source -> target pairs of text: ``max_target_len`` bounds what a decoder may emit."""
+
+    max_target_len: int
+
+
+class Exportable(abc.ABC):
+    """A generated dataset that can be written to disk in a standard format (`dlcamp data export`)."""
+
+    sizes: dict[str, int]  # items per split: what `export` writes when no count is given
+
+    @abc.abstractmethod
+    def export(self, root: Path, split: str, n: int) -> Path:
+        """Write the first ``n`` items of ``split`` under ``root``; return the folder written."""
