@@ -107,7 +107,7 @@ def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str]
     from dlcamp.data import get_dataset
     from dlcamp.engine.run import load_run, resolve, train
     from dlcamp.errors import UsageError
-    from dlcamp.models.detection.fasterrcnn import anchor_shapes
+    from dlcamp.ops.anchors import anchor_shapes
     from dlcamp.recipes import get_recipe
 
     names = list(variants or VARIANTS)
