@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(VENV)/bin/dlcamp tour -o runs/tour
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/pytest -n 2 -q
 
 clean:

@@ -340,7 +340,14 @@ def test_list_datasets_shows_coco_and_voc(cli):
 
 
 def test_shapes_exported_as_coco_load_back_with_the_same_boxes_and_labels(tmp_path):
-    from dlcamp.data.shapes import CATEGORY_IDS, SPLIT_SEED_OFFSET, THING_CLASSES, ShapesConfig, export_coco, render_scene
+    from dlcamp.data.shapes import (
+        CATEGORY_IDS,
+        SPLIT_SEED_OFFSET,
+        THING_CLASSES,
+        ShapesConfig,
+        export_coco,
+        render_scene,
+    )
 
     config = ShapesConfig(image_size=32, min_size=6, max_size=14, min_objects=1, max_objects=3, clutter=0.0)
     for split in ("train", "val", "test"):

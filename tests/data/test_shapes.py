@@ -12,8 +12,19 @@ from PIL import Image
 
 from dlcamp.data import get_dataset, list_datasets
 from dlcamp.data.detection import detection_collate
-from dlcamp.data.shapes import (PALETTE, PLURALS, SEMANTIC_CLASSES, STUFF_CLASSES, THING_CLASSES,
-                                THING_SEMANTIC_OFFSET, ShapesConfig, ShapesData, export_coco, render_scene, shapes)
+from dlcamp.data.shapes import (
+    PALETTE,
+    PLURALS,
+    SEMANTIC_CLASSES,
+    STUFF_CLASSES,
+    THING_CLASSES,
+    THING_SEMANTIC_OFFSET,
+    ShapesConfig,
+    ShapesData,
+    export_coco,
+    render_scene,
+    shapes,
+)
 from dlcamp.errors import DataNotFoundError, UsageError
 
 SMALL = ShapesConfig(image_size=48, min_objects=2, max_objects=6, min_size=8, max_size=24)

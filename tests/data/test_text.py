@@ -13,8 +13,21 @@ import pytest
 import torch
 
 from dlcamp.data import get_dataset, list_datasets
-from dlcamp.data.text import (DATE_FORMS, ReberData, Seq2SeqData, Vocab, addition, dates,
-                              is_embedded_reber, is_reber, reber, reber_string, render_date, reverse, text)
+from dlcamp.data.text import (
+    DATE_FORMS,
+    ReberData,
+    Seq2SeqData,
+    Vocab,
+    addition,
+    dates,
+    is_embedded_reber,
+    is_reber,
+    reber,
+    reber_string,
+    render_date,
+    reverse,
+    text,
+)
 from dlcamp.errors import UsageError
 
 SPLITS = ("train", "val", "test")

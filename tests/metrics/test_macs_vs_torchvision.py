@@ -33,7 +33,7 @@ def published(name: str) -> dict:
     return torchvision.models.get_model_weights(name).DEFAULT.meta
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ours(name: str) -> dict:
     with torch.device("meta"):
         model = get_model(name)

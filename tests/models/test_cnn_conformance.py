@@ -214,4 +214,4 @@ def test_zero_init_residual_zeroes_the_same_norms_as_torchvision(name):
     ours = get_model(name, zero_init_residual=True)
     zeroed = {k for k, v in reference.state_dict().items() if k.endswith(".weight") and not v.any()}
     assert zeroed == {k for k, v in ours.state_dict().items() if k.endswith(".weight") and not v.any()}
-    assert zeroed and all(k.endswith(("bn2.weight" if name == "resnet18" else "bn3.weight")) for k in zeroed)
+    assert zeroed and all(k.endswith("bn2.weight" if name == "resnet18" else "bn3.weight") for k in zeroed)

@@ -11,8 +11,8 @@ import inspect
 import pytest
 import torch
 
-from dlcamp.models.sequence.contracts import CountingModel
 from dlcamp.models import MODELS, get_model, list_models
+from dlcamp.models.sequence.contracts import CountingModel
 from dlcamp.registry import signature_params
 
 # name -> (builder kwargs, input shape without batch)

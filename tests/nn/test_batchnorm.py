@@ -108,7 +108,7 @@ def test_state_dict_moves_both_ways_with_torch(layout):
     ref.load_state_dict(ours.state_dict(), strict=True)
     assert_same_state(ours, ref)
     # Torch's (after its own training) -> ours, strict.
-    for step in range(2):
+    for _step in range(2):
         ref(torch.randn(shape, dtype=torch.float64) * 3)
     ours.load_state_dict(ref.state_dict(), strict=True)
     assert_same_state(ours, ref)

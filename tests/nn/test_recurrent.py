@@ -117,7 +117,7 @@ def test_state_dict_round_trip_strict(kind, bias):
     kwargs = dict(input_size=I, hidden_size=H, num_layers=2, bidirectional=True, bias=bias)
     ours, ref = ours_cls(**kwargs), ref_cls(**kwargs)
     assert list(ours.state_dict()) == list(ref.state_dict())
-    for (name, p), (ref_name, ref_p) in zip(ours.state_dict().items(), ref.state_dict().items()):
+    for (name, p), (_ref_name, ref_p) in zip(ours.state_dict().items(), ref.state_dict().items()):
         assert p.shape == ref_p.shape, name
     ref.load_state_dict(ours.state_dict(), strict=True)  # ours -> torch
     for name, p in ours.state_dict().items():

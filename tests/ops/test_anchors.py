@@ -9,8 +9,7 @@ from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.models.detection.image_list import ImageList
 
 from dlcamp.errors import UsageError
-from dlcamp.ops import AnchorGenerator, best_anchor_iou, default_boxes, grid_anchors, kmeans_anchors, \
-    num_default_boxes
+from dlcamp.ops import AnchorGenerator, best_anchor_iou, default_boxes, grid_anchors, kmeans_anchors, num_default_boxes
 from dlcamp.ops.anchors import anchor_shapes, centred_boxes
 
 IMAGE = (64, 96)

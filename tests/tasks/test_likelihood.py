@@ -95,7 +95,7 @@ def test_training_lowers_the_nll_below_the_baseline_fit():
     baseline = -(test * p.log() + (1 - test) * (1 - p).log()).flatten(1).sum(1).mean()
     model = get_model("nade", input_shape=(1, 8, 8), hidden=64)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for step in range(300):
+    for _step in range(300):
         idx = torch.randint(len(train), (64,))
         opt.zero_grad()
         model.nll_loss(train[idx])["loss"].mean().backward()

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch

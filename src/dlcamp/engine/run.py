@@ -15,7 +15,6 @@ import inspect
 import logging
 import os
 import platform
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,8 +22,15 @@ from typing import Any, Sequence
 import torch
 
 from dlcamp.engine.config import (
-    SECTIONS, EarlyStopConfig, ExpectConfig, ScheduleConfig, TrainerConfig, apply_overrides, check_section,
-    dataclass_from_dict, unknown_key,
+    SECTIONS,
+    EarlyStopConfig,
+    ExpectConfig,
+    ScheduleConfig,
+    TrainerConfig,
+    apply_overrides,
+    check_section,
+    dataclass_from_dict,
+    unknown_key,
 )
 from dlcamp.errors import UsageError
 from dlcamp.io import write_json, write_yaml
@@ -69,9 +75,12 @@ def _section(cfg: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
 def resolve(cfg: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Apply ``key=value`` overrides, check every key and value of the recipe, and return it
     normalised (trainer defaults filled)."""
-    from dlcamp.data import DATASETS, _load_builtin as load_data
-    from dlcamp.models import MODELS, _load_builtin as load_models
-    from dlcamp.tasks import TASKS, _load_builtin as load_tasks
+    from dlcamp.data import DATASETS
+    from dlcamp.data import _load_builtin as load_data
+    from dlcamp.models import MODELS
+    from dlcamp.models import _load_builtin as load_models
+    from dlcamp.tasks import TASKS
+    from dlcamp.tasks import _load_builtin as load_tasks
 
     load_data(), load_models(), load_tasks()
     cfg = apply_overrides(cfg, list(overrides))

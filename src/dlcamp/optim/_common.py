@@ -13,7 +13,6 @@ Both are checked against ``torch.optim`` in ``tests/optim``.
 from __future__ import annotations
 
 import abc
-
 from typing import Any, Callable
 
 import torch

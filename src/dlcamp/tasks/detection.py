@@ -37,8 +37,8 @@ import torch
 import torch.nn as nn
 
 from dlcamp.errors import UsageError
-from dlcamp.tasks import register_task
 from dlcamp.optim.groups import Phase
+from dlcamp.tasks import register_task
 from dlcamp.tasks.base import Task, evaluating
 
 TRAINING_MODES = ("joint", "four_step")

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from dlcamp.models import register_model
 from dlcamp.models.classification._common import check_input_shape
+from dlcamp.registry import forwards
 
 NormLayer = Callable[..., nn.Module]
 # (in_channels, out_channels, stride, norm_layer) -> the module on the shortcut path
@@ -306,40 +307,35 @@ def cifar_resnet(depth: int, *, in_channels: int = 3, num_classes: int = 10, inp
 
 
 @register_model("resnet20")
-def resnet20(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-             base_width: int = 16, norm_layer: NormLayer = nn.BatchNorm2d) -> ResNet:
+@forwards(cifar_resnet, drop=("depth",))
+def resnet20(**kwargs) -> ResNet:
     """ResNet-20 for 32x32 images (He et al. 2016, sec. 4.2): n=3, option-A shortcuts; 0.27M params."""
-    return cifar_resnet(20, in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                        base_width=base_width, norm_layer=norm_layer)
+    return cifar_resnet(20, **kwargs)
 
 
 @register_model("resnet32")
-def resnet32(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-             base_width: int = 16, norm_layer: NormLayer = nn.BatchNorm2d) -> ResNet:
+@forwards(cifar_resnet, drop=("depth",))
+def resnet32(**kwargs) -> ResNet:
     """ResNet-32 for 32x32 images (He et al. 2016, sec. 4.2): n=5, option-A shortcuts; 0.46M params."""
-    return cifar_resnet(32, in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                        base_width=base_width, norm_layer=norm_layer)
+    return cifar_resnet(32, **kwargs)
 
 
 @register_model("resnet44")
-def resnet44(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-             base_width: int = 16, norm_layer: NormLayer = nn.BatchNorm2d) -> ResNet:
+@forwards(cifar_resnet, drop=("depth",))
+def resnet44(**kwargs) -> ResNet:
     """ResNet-44 for 32x32 images (He et al. 2016, sec. 4.2): n=7, option-A shortcuts; 0.66M params."""
-    return cifar_resnet(44, in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                        base_width=base_width, norm_layer=norm_layer)
+    return cifar_resnet(44, **kwargs)
 
 
 @register_model("resnet56")
-def resnet56(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-             base_width: int = 16, norm_layer: NormLayer = nn.BatchNorm2d) -> ResNet:
+@forwards(cifar_resnet, drop=("depth",))
+def resnet56(**kwargs) -> ResNet:
     """ResNet-56 for 32x32 images (He et al. 2016, sec. 4.2): n=9, option-A shortcuts; 0.85M params."""
-    return cifar_resnet(56, in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                        base_width=base_width, norm_layer=norm_layer)
+    return cifar_resnet(56, **kwargs)
 
 
 @register_model("resnet110")
-def resnet110(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-              base_width: int = 16, norm_layer: NormLayer = nn.BatchNorm2d) -> ResNet:
+@forwards(cifar_resnet, drop=("depth",))
+def resnet110(**kwargs) -> ResNet:
     """ResNet-110 for 32x32 images (He et al. 2016, sec. 4.2): n=18, option-A shortcuts; 1.7M params."""
-    return cifar_resnet(110, in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                        base_width=base_width, norm_layer=norm_layer)
+    return cifar_resnet(110, **kwargs)

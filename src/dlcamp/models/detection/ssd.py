@@ -126,7 +126,7 @@ class SSD(Detector):
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per default box: class target (0 background, -1 left out), and the matched box [B, N, 4]."""
         anchors = self.default_boxes
-        cls_t, box_t, pos_all = [], [], []
+        cls_t, box_t = [], []
         for t, (sy, sx) in zip(targets, factors):
             boxes = t["boxes"].to(anchors) * anchors.new_tensor([sx, sy, sx, sy])
             crowd = t.get("iscrowd", torch.zeros(len(boxes), dtype=torch.bool)).to(anchors.device)

@@ -35,7 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dlcamp.models import register_model
-from dlcamp.models.generative.base import LatentVariableModel, bernoulli_log_prob, check_binary
+from dlcamp.models.generative.base import LatentVariableModel, check_binary
+from dlcamp.registry import forwards
 
 LOG_2PI = math.log(2 * math.pi)
 IWAE_CHUNK = 1 << 16  # images × samples decoded at once when estimating log p(x)
@@ -166,15 +167,14 @@ class VAE(LatentVariableModel):
 
 
 @register_model("vae")
-def vae(*, input_shape: Sequence[int] = (1, 8, 8), latent_dim: int = 16, hidden: Sequence[int] = (256, 256),
-        decoder: Literal["bernoulli", "gaussian"] = "bernoulli", eval_k: int = 500, train_k: int = 1) -> VAE:
+@forwards(VAE, drop=("num_classes",))
+def vae(*, input_shape: Sequence[int] = (1, 8, 8), **kwargs) -> VAE:
     """VAE (Kingma & Welling 2014): Gaussian encoder, Bernoulli/Gaussian decoder; IWAE log p(x) (Burda et al.)."""
-    return VAE(input_shape, latent_dim, hidden, decoder, 0, eval_k, train_k)
+    return VAE(input_shape, num_classes=0, **kwargs)
 
 
 @register_model("cvae")
-def cvae(*, input_shape: Sequence[int] = (1, 8, 8), num_classes: int = 10, latent_dim: int = 16,
-         hidden: Sequence[int] = (256, 256), decoder: Literal["bernoulli", "gaussian"] = "bernoulli",
-         eval_k: int = 500, train_k: int = 1) -> VAE:
+@forwards(VAE)
+def cvae(*, input_shape: Sequence[int] = (1, 8, 8), num_classes: int = 10, **kwargs) -> VAE:
     """Conditional VAE (Sohn et al. 2015): encoder and decoder both read the class label."""
-    return VAE(input_shape, latent_dim, hidden, decoder, num_classes, eval_k, train_k)
+    return VAE(input_shape, num_classes=num_classes, **kwargs)
