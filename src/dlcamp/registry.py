@@ -123,8 +123,11 @@ def forwards(target: Callable[..., Any], *, drop: Iterable[str] = ()) -> Callabl
         own_params = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
         names = {p.name for p in own_params} | dropped | {"self"}
         callee = target.__init__ if inspect.isclass(target) else target
-        extra = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for k, p in signature_params(callee).items()
-                 if k not in names]
+        extra = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for k, p in signature_params(callee).items()
+            if k not in names
+        ]
         # positional-or-keyword parameters of the builder stay first; keyword-only after
         ordered = sorted(own_params + extra, key=lambda p: p.kind)
         fn.__signature__ = own.replace(parameters=ordered)  # type: ignore[attr-defined]

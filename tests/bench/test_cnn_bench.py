@@ -16,8 +16,19 @@ from dlcamp.bench.cnn import resnet50
 from dlcamp.errors import UsageError
 
 TINY = dict(model="resnet18", batch_size=2, image_size=32, steps=1, warmup=1, device="cpu")
-ROW_KEYS = {"mode", "ours_img_s", "torchvision_img_s", "ratio", "meets_goal", "ours_ms", "torchvision_ms",
-            "loss_diff", "same_loss", "param_diff", "same_params"}
+ROW_KEYS = {
+    "mode",
+    "ours_img_s",
+    "torchvision_img_s",
+    "ratio",
+    "meets_goal",
+    "ours_ms",
+    "torchvision_ms",
+    "loss_diff",
+    "same_loss",
+    "param_diff",
+    "same_params",
+}
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,12 @@ from dlcamp.recipes import get_recipe
 
 
 def test_references_are_ordered_and_the_coin_flip_is_d_ln2():
-    rows = {r["model"].split(":")[1].split("(")[0].strip(): r for r in _references(build(resolve(get_recipe(RECIPES[0]))))}
-    coin, mle, floor = (rows[k]["test NLL (nats)"] for k in ("coin flips", "independent Bernoulli, closed-form MLE",
-                                                              "oracle floor"))
+    rows = {
+        r["model"].split(":")[1].split("(")[0].strip(): r for r in _references(build(resolve(get_recipe(RECIPES[0]))))
+    }
+    coin, mle, floor = (
+        rows[k]["test NLL (nats)"] for k in ("coin flips", "independent Bernoulli, closed-form MLE", "oracle floor")
+    )
     assert coin == pytest.approx(64 * math.log(2))
     assert floor < mle < coin
     assert rows["coin flips"]["bits/dim"] == pytest.approx(1.0)

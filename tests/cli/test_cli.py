@@ -7,8 +7,16 @@ import json
 import pytest
 import yaml
 
-RUN_FILES = ["config.yaml", "summary.json", "metrics.csv", "tb", "checkpoints/last.ckpt", "model.safetensors",
-             "figures", "report.html"]
+RUN_FILES = [
+    "config.yaml",
+    "summary.json",
+    "metrics.csv",
+    "tb",
+    "checkpoints/last.ckpt",
+    "model.safetensors",
+    "figures",
+    "report.html",
+]
 
 
 def assert_usage_error(proc, *words):
@@ -37,7 +45,18 @@ def test_train_writes_the_run_directory(cli, tiny, tmp_path):
     for name in RUN_FILES:
         assert (run / name).exists(), name
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("recipe", "model", "dataset", "metrics", "epochs", "steps", "train_seconds", "params", "seed", "versions"):
+    for key in (
+        "recipe",
+        "model",
+        "dataset",
+        "metrics",
+        "epochs",
+        "steps",
+        "train_seconds",
+        "params",
+        "seed",
+        "versions",
+    ):
         assert key in summary
     assert summary["recipe"] == "mlp-digits" and summary["epochs"] == 2
     assert 0.5 < summary["metrics"]["test/acc"] <= 1.0
@@ -68,24 +87,29 @@ def test_rerunning_config_yaml_reproduces_the_run(cli, tiny, tmp_path):
     assert a == b
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", "no-such-recipe"], ["unknown recipe", "no-such-recipe"]),
-    (["train", "mlp-digits", "--set", "model.widht=3"], ["unknown key", "model.widht", "width"]),
-    (["train", "mlp-digits", "--set", "trainer.max_epoch=3"], ["unknown key", "max_epochs"]),
-    (["train", "mlp-digits", "--set", "optim.lr=fast"], ["optim.lr", "float", "fast"]),
-    (["train", "mlp-digits", "--set", "model.activation=swish"], ["model.activation", "relu"]),
-    (["train", "mlp-digits", "--set", "trainer.max_epochs=0"], ["max_epochs", ">= 1"]),
-    (["train", "mlp-digits", "--set", "data.batch_size=-3"], ["batch_size"]),
-    (["train", "mlp-digits", "--set", "model.name=resnet9000"], ["unknown model", "resnet9000"]),
-    (["train", "mlp-digits", "--set", "data.name=mnist", "--set", "data.root=/nonexistent/mnist"],
-     ["MNIST", "/nonexistent/mnist"]),
-    (["train", "mlp-digits", "--set", "oops"], ["key=value"]),
-    (["eval", "/nonexistent/run"], ["not a run directory"]),
-    (["params", "no-such-model"], ["unknown model"]),
-    (["params", "mlp", "--input", "banana"], ["CxHxW"]),
-    (["bench", "no-such-bench"], ["unknown benchmark"]),
-    (["frobnicate"], ["invalid choice"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "no-such-recipe"], ["unknown recipe", "no-such-recipe"]),
+        (["train", "mlp-digits", "--set", "model.widht=3"], ["unknown key", "model.widht", "width"]),
+        (["train", "mlp-digits", "--set", "trainer.max_epoch=3"], ["unknown key", "max_epochs"]),
+        (["train", "mlp-digits", "--set", "optim.lr=fast"], ["optim.lr", "float", "fast"]),
+        (["train", "mlp-digits", "--set", "model.activation=swish"], ["model.activation", "relu"]),
+        (["train", "mlp-digits", "--set", "trainer.max_epochs=0"], ["max_epochs", ">= 1"]),
+        (["train", "mlp-digits", "--set", "data.batch_size=-3"], ["batch_size"]),
+        (["train", "mlp-digits", "--set", "model.name=resnet9000"], ["unknown model", "resnet9000"]),
+        (
+            ["train", "mlp-digits", "--set", "data.name=mnist", "--set", "data.root=/nonexistent/mnist"],
+            ["MNIST", "/nonexistent/mnist"],
+        ),
+        (["train", "mlp-digits", "--set", "oops"], ["key=value"]),
+        (["eval", "/nonexistent/run"], ["not a run directory"]),
+        (["params", "no-such-model"], ["unknown model"]),
+        (["params", "mlp", "--input", "banana"], ["CxHxW"]),
+        (["bench", "no-such-bench"], ["unknown benchmark"]),
+        (["frobnicate"], ["invalid choice"]),
+    ],
+)
 def test_usage_errors_are_one_line_status_2_and_leave_nothing(cli, tmp_path, args, words):
     out = tmp_path / "run"
     if args[0] == "train":

@@ -17,8 +17,13 @@ def test_export_writes_every_split_and_refuses_to_overwrite(cli, usage_error, tm
         coco = json.loads((out / split / "annotations.json").read_text())
         assert [im["file_name"] for im in coco["images"]] == ["000000.png", "000001.png"]
         assert coco["images"][0]["width"] == 32
-        for name in ("images/000001.png", "semantic/000001.png", "panoptic/000001.png", "captions.json",
-                     "panoptic.json"):
+        for name in (
+            "images/000001.png",
+            "semantic/000001.png",
+            "panoptic/000001.png",
+            "captions.json",
+            "panoptic.json",
+        ):
             assert (out / split / name).is_file(), name
 
     proc = cli("data", "export", "shapes", "-o", str(out), "--split", "val", "-n", "1", *TINY)

@@ -23,14 +23,25 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
         assert family in html, family
     assert "conv3x3x2 sees 5x5 like conv5x5" in html
     assert html.index("Modern CNNs") < html.index("Likelihood models")
-    for recipe in ("bernoulli-digits", "nade-digits", "pixelcnn-digits", "pixelrnn-digits", "vae-digits", "cvae-digits"):
+    for recipe in (
+        "bernoulli-digits",
+        "nade-digits",
+        "pixelcnn-digits",
+        "pixelrnn-digits",
+        "vae-digits",
+        "cvae-digits",
+    ):
         assert (out / recipe / "figures" / "samples.png").exists(), recipe
         assert f"samples: {recipe}" in html
     assert "test NLL (nats)" in html
     assert html.index("Likelihood models") < html.index("Sequence models")
-    for recipe, figure in (("gru-attention-dates", "cross_attention.png"), ("gru-dates", "examples.png"),
-                           ("lstm-reber", "accuracy_by_length.png"), ("transformer-stdlib", "samples.png"),
-                           ("transformer-stdlib", "self_attention.png")):
+    for recipe, figure in (
+        ("gru-attention-dates", "cross_attention.png"),
+        ("gru-dates", "examples.png"),
+        ("lstm-reber", "accuracy_by_length.png"),
+        ("transformer-stdlib", "samples.png"),
+        ("transformer-stdlib", "self_attention.png"),
+    ):
         assert (out / recipe / "figures" / figure).exists(), (recipe, figure)
         assert f"{recipe}: {figure[:-4]}" in html
     assert html.index("Sequence models") < html.index("Object detection")
@@ -44,7 +55,7 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
     assert (out / "resnet20-digits32" / "summary.json").exists()
 
     # a table of contents links every section, in order, each with its time against its budget
-    toc = html[html.index("<nav"):html.index("</nav>")]
+    toc = html[html.index("<nav") : html.index("</nav>")]
     links = [toc.index(f'href="#{name}"') for name in BUILT_IN]
     assert links == sorted(links)
     for name in BUILT_IN:
@@ -136,8 +147,11 @@ def test_progress_is_plain_lines_off_a_terminal():
         progress.recipe_end("mlp-digits", {"metrics": {"test/acc": 0.9, "val/acc": 0.8}, "train_seconds": 1.5})
         progress.section_end(30.0)
     lines = stream.getvalue().splitlines()
-    assert lines == ["tour 1/2: mlp (budget 20 s)", "  mlp-digits: test/acc 0.9000 (1.5 s)",
-                     "tour 1/2: mlp took 30 s, OVER its 20 s budget"]
+    assert lines == [
+        "tour 1/2: mlp (budget 20 s)",
+        "  mlp-digits: test/acc 0.9000 (1.5 s)",
+        "tour 1/2: mlp took 30 s, OVER its 20 s budget",
+    ]
     assert "\x1b" not in stream.getvalue()
 
 

@@ -76,8 +76,9 @@ def test_several_specs_compose_in_order():
 
 
 def test_containers_take_nested_specs():
-    augment = build_augment([{"name": "RandomApply", "p": 1.0,
-                              "transforms": [{"name": "RandomHorizontalFlip", "p": 1.0}]}])
+    augment = build_augment(
+        [{"name": "RandomApply", "p": 1.0, "transforms": [{"name": "RandomHorizontalFlip", "p": 1.0}]}]
+    )
     image = torch.rand(1, 4, 4)
     assert torch.equal(augment(image), image.flip(-1))
     with pytest.raises(UsageError, match=r"augment\[0\]\.transforms\[0\]"):

@@ -118,12 +118,15 @@ def test_static_skips_blank_lines_and_reads_crlf(tmp_path):
     assert torch.equal(dm.splits["test"][0][0].flatten(), torch.from_numpy(image).float())
 
 
-@pytest.mark.parametrize("bad_line, problem", [
-    ("0 " * 783, "783 values, expected 784"),
-    ("0 " * 783 + "2", "value '2' is not 0 or 1"),
-    ("0 " * 783 + "0.5", "value '0.5' is not 0 or 1"),
-    ("10 " + "0 " * 783, "value '10' is not 0 or 1"),  # 785 digits in 784 values
-])
+@pytest.mark.parametrize(
+    "bad_line, problem",
+    [
+        ("0 " * 783, "783 values, expected 784"),
+        ("0 " * 783 + "2", "value '2' is not 0 or 1"),
+        ("0 " * 783 + "0.5", "value '0.5' is not 0 or 1"),
+        ("10 " + "0 " * 783, "value '10' is not 0 or 1"),  # 785 digits in 784 values
+    ],
+)
 def test_a_malformed_amat_line_is_named_with_its_line_number(tmp_path, bad_line, problem):
     written = write_amat(tmp_path)
     lines = [amat_line(image) for image in written["val"]]
@@ -205,11 +208,14 @@ def test_dynamic_missing_idx_files_are_named_in_one_line(tmp_path):
 
 
 # -- options, inputs, recipes ---------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, message", [
-    ({"binarize": "threshold"}, "data.binarize"),
-    ({"limit": 0}, "data.limit"),
-    ({"root": ""}, "data.root"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"binarize": "threshold"}, "data.binarize"),
+        ({"limit": 0}, "data.limit"),
+        ({"root": ""}, "data.root"),
+    ],
+)
 def test_bad_options_are_usage_errors(tmp_path, kwargs, message):
     write_amat(tmp_path)
     with pytest.raises(UsageError, match=message):

@@ -26,8 +26,15 @@ def write_png(path: Path, size: tuple[int, int] = (W, H)) -> None:
     Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3)).astype(np.uint8)).save(path)
 
 
-def write_split(root: Path, split: str, images: list[dict], annotations: list[dict],
-                categories: list[dict] = CATEGORIES, *, pngs: bool = True) -> Path:
+def write_split(
+    root: Path,
+    split: str,
+    images: list[dict],
+    annotations: list[dict],
+    categories: list[dict] = CATEGORIES,
+    *,
+    pngs: bool = True,
+) -> Path:
     """root/<split>/annotations.json and, unless told not to, a PNG per image of its listed size."""
     for img in images:
         if pngs and "file_name" in img:
@@ -56,8 +63,12 @@ TRAIN_ANNS = [
 
 def coco_folder(root: Path, *, train_anns: list[dict] | None = None, train_images: list[dict] | None = None) -> Path:
     """train: images 10-13 (12 has no objects); val: image 20; test: image 30."""
-    write_split(root, "train", train_images or [image(i) for i in (10, 11, 12, 13)],
-                TRAIN_ANNS if train_anns is None else train_anns)
+    write_split(
+        root,
+        "train",
+        train_images or [image(i) for i in (10, 11, 12, 13)],
+        TRAIN_ANNS if train_anns is None else train_anns,
+    )
     write_split(root, "val", [image(20)], [ann(5, 20, 7, [1, 1, 5, 5])])
     write_split(root, "test", [image(30)], [ann(6, 30, 3, [2, 2, 5, 5])])
     return root
@@ -141,16 +152,21 @@ def test_coco_2017_layout_through_path_arguments(tmp_path):
     (root / "annotations").mkdir()
     (root / "train" / "annotations.json").rename(root / "annotations" / "instances_train2017.json")
     (root / "train" / "images").rename(root / "train2017")
-    dm = get_dataset("coco", root=str(root), train_json="annotations/instances_train2017.json",
-                     train_images="train2017")
+    dm = get_dataset(
+        "coco", root=str(root), train_json="annotations/instances_train2017.json", train_images="train2017"
+    )
     dm.setup()
     assert sorted(by_id(dm)) == [10, 11, 12, 13]
 
 
 # -- transforms keep boxes in sync ----------------------------------------------------------
 def sample(boxes: list[list[float]], labels: list[int], crowd: list[bool]) -> tuple[torch.Tensor, dict]:
-    return torch.rand(3, H, W), {"boxes": torch.tensor(boxes, dtype=torch.float32),
-                                 "labels": torch.tensor(labels), "iscrowd": torch.tensor(crowd), "image_id": 1}
+    return torch.rand(3, H, W), {
+        "boxes": torch.tensor(boxes, dtype=torch.float32),
+        "labels": torch.tensor(labels),
+        "iscrowd": torch.tensor(crowd),
+        "image_id": 1,
+    }
 
 
 def test_horizontal_flip_mirrors_image_and_boxes():
@@ -196,7 +212,7 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(tmp_path):
     again = view[(1, 2)]
     assert torch.equal(again[0], outputs[len(view) + 2][0])
     assert torch.equal(again[1]["boxes"], outputs[len(view) + 2][1]["boxes"])
-    assert not all(torch.equal(a[0], b[0]) for a, b in zip(outputs[: len(view)], outputs[len(view):]))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(outputs[: len(view)], outputs[len(view) :]))
 
 
 # -- refusing bad input ----------------------------------------------------------------------
@@ -222,13 +238,21 @@ def test_malformed_json_is_named(tmp_path):
     assert_one_line_naming(err, str(path), "not valid JSON")
 
 
-@pytest.mark.parametrize("section, field, record", [
-    ("images", "id", "images[0]"), ("images", "file_name", "image id 10"), ("images", "width", "image id 10"),
-    ("images", "height", "image id 10"),
-    ("annotations", "id", "annotations[0]"), ("annotations", "image_id", "annotation id 1"),
-    ("annotations", "category_id", "annotation id 1"), ("annotations", "bbox", "annotation id 1"),
-    ("categories", "id", "categories[0]"), ("categories", "name", "category id 7"),
-])
+@pytest.mark.parametrize(
+    "section, field, record",
+    [
+        ("images", "id", "images[0]"),
+        ("images", "file_name", "image id 10"),
+        ("images", "width", "image id 10"),
+        ("images", "height", "image id 10"),
+        ("annotations", "id", "annotations[0]"),
+        ("annotations", "image_id", "annotation id 1"),
+        ("annotations", "category_id", "annotation id 1"),
+        ("annotations", "bbox", "annotation id 1"),
+        ("categories", "id", "categories[0]"),
+        ("categories", "name", "category id 7"),
+    ],
+)
 def test_a_missing_field_names_the_file_record_and_field(tmp_path, section, field, record):
     path = coco_folder(tmp_path) / "train" / "annotations.json"
     data = json.loads(path.read_text())
@@ -239,16 +263,19 @@ def test_a_missing_field_names_the_file_record_and_field(tmp_path, section, fiel
     assert_one_line_naming(err, str(path), record, f"'{field}'")
 
 
-@pytest.mark.parametrize("bad, words", [
-    (ann(9, 10, 3, [10, 5, -3, 4]), ("annotation id 9", "negative width")),
-    (ann(9, 10, 3, [10, 5, 4, -1]), ("annotation id 9", "negative height")),
-    (ann(9, 10, 3, [40, 5, 10, 4]), ("annotation id 9", "48x32")),  # x2 = 50 > 48 + 1
-    (ann(9, 10, 3, [2, -3, 4, 4]), ("annotation id 9", "48x32")),
-    (ann(9, 99, 3, [1, 1, 4, 4]), ("annotation id 9", "image_id 99")),
-    (ann(9, 10, 5, [1, 1, 4, 4]), ("annotation id 9", "category_id 5")),
-    (ann(9, 10, 3, [1, 1, 4, "4"]), ("annotation id 9", "'bbox'")),
-    (ann(9, 10, 3, [1, 1, 4, 4], iscrowd=2), ("annotation id 9", "'iscrowd'")),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        (ann(9, 10, 3, [10, 5, -3, 4]), ("annotation id 9", "negative width")),
+        (ann(9, 10, 3, [10, 5, 4, -1]), ("annotation id 9", "negative height")),
+        (ann(9, 10, 3, [40, 5, 10, 4]), ("annotation id 9", "48x32")),  # x2 = 50 > 48 + 1
+        (ann(9, 10, 3, [2, -3, 4, 4]), ("annotation id 9", "48x32")),
+        (ann(9, 99, 3, [1, 1, 4, 4]), ("annotation id 9", "image_id 99")),
+        (ann(9, 10, 5, [1, 1, 4, 4]), ("annotation id 9", "category_id 5")),
+        (ann(9, 10, 3, [1, 1, 4, "4"]), ("annotation id 9", "'bbox'")),
+        (ann(9, 10, 3, [1, 1, 4, 4], iscrowd=2), ("annotation id 9", "'iscrowd'")),
+    ],
+)
 def test_a_bad_annotation_is_refused_by_id(tmp_path, bad, words):
     coco_folder(tmp_path, train_anns=[*TRAIN_ANNS, bad])
     with pytest.raises(UsageError) as err:

@@ -91,8 +91,9 @@ def test_train_loader_resumed_mid_epoch_yields_the_remaining_batches():
     full = ToyData(batch_size=8, seed=1)
     resumed = ToyData(batch_size=8, seed=1)
     progress = SimpleNamespace(current=SimpleNamespace(completed=3))
-    resumed.trainer = SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)),
-                                      global_rank=0, world_size=1)
+    resumed.trainer = SimpleNamespace(
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(batch_progress=progress)), global_rank=0, world_size=1
+    )
 
     expected = epoch_batches(full.train_dataloader(), epoch=2)[3:]
     got = epoch_batches(resumed.train_dataloader(), epoch=2)

@@ -118,8 +118,12 @@ def test_captions_name_exactly_the_objects_and_the_stuff_present():
 
 
 def test_an_object_count_and_size_stay_within_their_knobs():
-    for s in scenes(ShapesConfig(image_size=64, min_objects=2, max_objects=3, min_size=10, max_size=10,
-                                 min_visible=1.0, clutter=0.0), n=10):
+    for s in scenes(
+        ShapesConfig(
+            image_size=64, min_objects=2, max_objects=3, min_size=10, max_size=10, min_visible=1.0, clutter=0.0
+        ),
+        n=10,
+    ):
         assert 2 <= len(s.labels) <= 3
         sides = np.maximum(s.boxes[:, 2] - s.boxes[:, 0], s.boxes[:, 3] - s.boxes[:, 1])
         assert np.all(s.masks.sum((1, 2)) == s.areas)  # min_visible=1: nothing is occluded
@@ -136,11 +140,18 @@ def test_clutter_marks_the_background_but_is_no_thing():
     assert cluttered.caption.startswith("an empty scene of ")
 
 
-@pytest.mark.parametrize("kwargs, knob", [
-    ({"min_size": 30, "max_size": 20}, "min_size"), ({"max_size": 200}, "max_size"),
-    ({"min_objects": 4, "max_objects": 2}, "min_objects"), ({"min_objects": -1}, "min_objects"),
-    ({"min_visible": 1.5}, "min_visible"), ({"clutter": -0.1}, "clutter"), ({"image_size": 4}, "image_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, knob",
+    [
+        ({"min_size": 30, "max_size": 20}, "min_size"),
+        ({"max_size": 200}, "max_size"),
+        ({"min_objects": 4, "max_objects": 2}, "min_objects"),
+        ({"min_objects": -1}, "min_objects"),
+        ({"min_visible": 1.5}, "min_visible"),
+        ({"clutter": -0.1}, "clutter"),
+        ({"image_size": 4}, "image_size"),
+    ],
+)
 def test_bad_knobs_are_refused_naming_the_knob(kwargs, knob):
     with pytest.raises(UsageError, match=knob):
         ShapesConfig(**kwargs)
@@ -256,6 +267,7 @@ def test_export_refuses_a_non_empty_split_folder(tmp_path):
 
 # -- the package: the world, its base data module, the detection module ----------------------
 
+
 def test_an_unrotated_square_covers_exactly_its_size():
     from dlcamp.data.shapes.draw import thing_mask
 
@@ -284,12 +296,15 @@ def test_a_new_use_of_the_world_is_one_subclass_of_the_world_data_module():
 
     class Captions(ShapesWorldData):  # (image, caption) pairs: what a CLIP module would serve
         def build_splits(self):
-            return {split: [(self.scene(split, i).image, self.scene(split, i).caption) for i in range(n)]
-                    for split, n in self.sizes.items()}
+            return {
+                split: [(self.scene(split, i).image, self.scene(split, i).caption) for i in range(n)]
+                for split, n in self.sizes.items()
+            }
 
     assert set(WORLD_KNOBS) == set(ShapesConfig.__dataclass_fields__)
-    dm = Captions.from_options(image_size=32, min_size=6, max_size=16, train_size=2, val_size=1, test_size=1,
-                               batch_size=2)
+    dm = Captions.from_options(
+        image_size=32, min_size=6, max_size=16, train_size=2, val_size=1, test_size=1, batch_size=2
+    )
     assert dm.config == ShapesConfig(image_size=32, min_size=6, max_size=16)
     assert (dm.batch_size, dm.eval_batch_size, dm.input_shape) == (2, 64, (3, 32, 32))
     dm.setup()

@@ -40,6 +40,7 @@ def tensors(dm, split: str) -> tuple[torch.Tensor, ...]:
 
 # -- vocabulary -------------------------------------------------------------------------------
 
+
 def test_vocab_puts_specials_first_then_sorted_characters():
     vocab = Vocab("hello")
     assert vocab.itos == ["<pad>", "<bos>", "<eos>", "<unk>", "e", "h", "l", "o"]
@@ -63,6 +64,7 @@ def test_vocab_decode_strips_at_eos_unless_told_not_to():
 
 
 # -- the character corpus -------------------------------------------------------------------
+
 
 def write_corpus(root: Path, n_files: int = 40, chars_per_file: int = 400) -> dict[str, str]:
     """Files with distinct contents in nested folders; relative path -> content."""
@@ -93,7 +95,8 @@ def test_corpus_splits_by_file_with_no_file_in_two_splits(tmp_path):
         joined = "\n".join(contents[rel] for rel in dm.split_files[name])
         assert dm.split_chars[name] == len(joined)
         assert dm.vocab.decode(dm.splits[name].base.ids) == "".join(
-            c if c in dm.vocab.stoi else "<unk>" for c in joined)
+            c if c in dm.vocab.stoi else "<unk>" for c in joined
+        )
 
 
 def test_corpus_split_is_deterministic_and_ignores_the_run_seed(tmp_path):
@@ -187,6 +190,7 @@ def test_text_datasets_are_registered():
 
 # -- the embedded Reber grammar -------------------------------------------------------------
 
+
 def test_reber_acceptor_knows_the_grammar():
     assert is_reber("BTXSE") and is_reber("BPVVE") and is_reber("BTSSXXTVPSE") and is_reber("BPTTVPXVVE")
     for bad in ("", "TXSE", "BTXS", "BTXSEE", "BTVSE", "BPVPE", "BTXSEX"):
@@ -254,11 +258,20 @@ def test_reber_rejects_bad_lengths(kwargs):
 
 # The test's own reading of each form, with the standard library's strptime.
 STRPTIME = {
-    "day_month_year": "%d %B %Y", "month_day_year": "%B %d, %Y", "mon_day_year": "%b %d %Y",
-    "day_mon_year_lower": "%d %b %Y", "day_mon_year_upper": "%d %b %Y", "weekday_day_month_year": "%A, %d %B %Y",
-    "wkd_day_mon_year": "%a %d %b %Y", "ordinal_of_month_year": "%d of %B %Y", "month_ordinal_year": "%B %d, %Y",
-    "day_mon_year_dashed": "%d-%b-%Y", "dd.mm.yyyy": "%d.%m.%Y", "yyyy/mm/dd": "%Y/%m/%d",
-    "mm/dd/yyyy": "%m/%d/%Y", "yyyymmdd": "%Y%m%d",
+    "day_month_year": "%d %B %Y",
+    "month_day_year": "%B %d, %Y",
+    "mon_day_year": "%b %d %Y",
+    "day_mon_year_lower": "%d %b %Y",
+    "day_mon_year_upper": "%d %b %Y",
+    "weekday_day_month_year": "%A, %d %B %Y",
+    "wkd_day_mon_year": "%a %d %b %Y",
+    "ordinal_of_month_year": "%d of %B %Y",
+    "month_ordinal_year": "%B %d, %Y",
+    "day_mon_year_dashed": "%d-%b-%Y",
+    "dd.mm.yyyy": "%d.%m.%Y",
+    "yyyy/mm/dd": "%Y/%m/%d",
+    "mm/dd/yyyy": "%m/%d/%Y",
+    "yyyymmdd": "%Y%m%d",
 }
 
 
@@ -285,16 +298,33 @@ def test_dates_cover_at_least_ten_forms():
 def test_date_forms_write_the_example_date_as_documented():
     written = {form: render_date(dt.date(2026, 11, 21), form) for form in DATE_FORMS}
     assert written == {
-        "day_month_year": "21 November 2026", "month_day_year": "November 21, 2026", "mon_day_year": "Nov 21 2026",
-        "day_mon_year_lower": "21 nov 2026", "day_mon_year_upper": "21 NOV 2026",
-        "weekday_day_month_year": "Saturday, 21 November 2026", "wkd_day_mon_year": "Sat 21 Nov 2026",
-        "ordinal_of_month_year": "21st of November 2026", "month_ordinal_year": "November 21st, 2026",
-        "day_mon_year_dashed": "21-Nov-2026", "dd.mm.yyyy": "21.11.2026", "yyyy/mm/dd": "2026/11/21",
-        "mm/dd/yyyy": "11/21/2026", "yyyymmdd": "20261121",
+        "day_month_year": "21 November 2026",
+        "month_day_year": "November 21, 2026",
+        "mon_day_year": "Nov 21 2026",
+        "day_mon_year_lower": "21 nov 2026",
+        "day_mon_year_upper": "21 NOV 2026",
+        "weekday_day_month_year": "Saturday, 21 November 2026",
+        "wkd_day_mon_year": "Sat 21 Nov 2026",
+        "ordinal_of_month_year": "21st of November 2026",
+        "month_ordinal_year": "November 21st, 2026",
+        "day_mon_year_dashed": "21-Nov-2026",
+        "dd.mm.yyyy": "21.11.2026",
+        "yyyy/mm/dd": "2026/11/21",
+        "mm/dd/yyyy": "11/21/2026",
+        "yyyymmdd": "20261121",
     }
     ordinals = [render_date(dt.date(2023, 1, day), "month_ordinal_year") for day in (1, 2, 3, 4, 11, 12, 13, 22, 23)]
-    assert [o.split()[1] for o in ordinals] == ["1st,", "2nd,", "3rd,", "4th,", "11th,", "12th,", "13th,", "22nd,",
-                                                "23rd,"]
+    assert [o.split()[1] for o in ordinals] == [
+        "1st,",
+        "2nd,",
+        "3rd,",
+        "4th,",
+        "11th,",
+        "12th,",
+        "13th,",
+        "22nd,",
+        "23rd,",
+    ]
 
 
 @pytest.mark.parametrize("form", DATE_FORMS)
@@ -321,8 +351,11 @@ def test_dates_of_one_split_are_in_no_other():
 
 def test_dates_use_many_forms_and_weekdays_are_right():
     dm = dates(n_train=2000, n_val=10, n_test=10)
-    weekday_sources = [(s, t) for s, t in dm.examples["train"] if s.split(",")[0] in
-                       ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")]
+    weekday_sources = [
+        (s, t)
+        for s, t in dm.examples["train"]
+        if s.split(",")[0] in ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    ]
     assert len(weekday_sources) > 50
     for source, target in weekday_sources:
         assert source.startswith(dt.date.fromisoformat(target).strftime("%A"))
@@ -386,6 +419,7 @@ def test_impossible_seq2seq_requests_are_usage_errors():
 
 
 # -- the package: one room per concept, the text contracts ------------------------------------
+
 
 def test_encode_padded_right_pads_and_wraps_targets_in_bos_eos():
     from dlcamp.data.text.vocab import encode_padded

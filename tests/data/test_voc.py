@@ -20,9 +20,12 @@ def xml(objects: list[tuple[str, int, int, int, int, int]], file_name: str, size
     objs = "".join(
         f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
         f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
-        for name, x1, y1, x2, y2, difficult in objects)
-    return (f"<annotation><filename>{file_name}</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
-            f"<depth>3</depth></size>{objs}</annotation>")
+        for name, x1, y1, x2, y2, difficult in objects
+    )
+    return (
+        f"<annotation><filename>{file_name}</filename><size><width>{size[0]}</width><height>{size[1]}</height>"
+        f"<depth>3</depth></size>{objs}</annotation>"
+    )
 
 
 def voc_folder(root: Path, annotations: dict[str, list], splits: dict[str, list[str]]) -> Path:
@@ -79,19 +82,23 @@ def test_classes_can_be_given_and_an_unknown_class_is_refused(tmp_path):
 
 def test_missing_val_and_test_files_are_carved_from_train(tmp_path):
     annotations = {f"{i:06d}": [("cat", 2, 2, 9, 9, 0)] for i in range(1, 11)}
-    dm = get_dataset("voc", root=str(voc_folder(tmp_path, annotations, {"trainval": list(annotations)})),
-                     train_set="trainval")
+    dm = get_dataset(
+        "voc", root=str(voc_folder(tmp_path, annotations, {"trainval": list(annotations)})), train_set="trainval"
+    )
     dm.setup()
     ids = {split: sorted(view[i][1]["image_id"] for i in range(len(view))) for split, view in dm.splits.items()}
     assert [len(ids[s]) for s in ("train", "val", "test")] == [8, 1, 1]
     assert sorted(ids["train"] + ids["val"] + ids["test"]) == list(range(1, 11))
 
 
-@pytest.mark.parametrize("objects, words", [
-    ([("cat", 10, 4, 5, 14, 0)], ("object 0 (cat)", "negative width")),
-    ([("cat", 3, 4, 50, 14, 0)], ("object 0 (cat)", "48x32")),
-    ([("cat", 3, 4, "x", 14, 0)], ("object 0 (cat)", "bndbox/xmax")),
-])
+@pytest.mark.parametrize(
+    "objects, words",
+    [
+        ([("cat", 10, 4, 5, 14, 0)], ("object 0 (cat)", "negative width")),
+        ([("cat", 3, 4, 50, 14, 0)], ("object 0 (cat)", "48x32")),
+        ([("cat", 3, 4, "x", 14, 0)], ("object 0 (cat)", "bndbox/xmax")),
+    ],
+)
 def test_a_bad_box_is_refused_naming_the_xml_and_object(tmp_path, objects, words):
     root = voc_folder(tmp_path, {**TWO, "000002": objects}, SPLITS)
     with pytest.raises(UsageError) as err:

@@ -18,23 +18,27 @@ def test_every_shipped_recipe_resolves(name):
 
 
 def test_overrides_create_nested_keys_and_parse_yaml_values():
-    cfg = apply_overrides(get_recipe("mlp-digits"), ["optim.lr=0.5", "trainer.early_stopping.patience=3",
-                                                     "model.hidden=[8, 4]"])
+    cfg = apply_overrides(
+        get_recipe("mlp-digits"), ["optim.lr=0.5", "trainer.early_stopping.patience=3", "model.hidden=[8, 4]"]
+    )
     out = resolve(cfg)
     assert out["optim"]["lr"] == 0.5
     assert out["trainer"]["early_stopping"]["patience"] == 3
     assert out["model"]["hidden"] == [8, 4]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("optim.betas=[0.9]", "optim.betas"),
-    ("optim.momentum=0.9", "unknown key 'optim.momentum'"),  # AdamW has no momentum
-    ("trainer.precision=8", "trainer.precision"),
-    ("seed=-1", "seed"),
-    ("task.model=3", "unknown key 'task.model'"),  # filled by the engine, not the recipe
-    ("optim.schedule.name=exponential", "optim.schedule.name"),
-    ("trainer.early_stopping.mode=up", "early_stopping.mode"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.betas=[0.9]", "optim.betas"),
+        ("optim.momentum=0.9", "unknown key 'optim.momentum'"),  # AdamW has no momentum
+        ("trainer.precision=8", "trainer.precision"),
+        ("seed=-1", "seed"),
+        ("task.model=3", "unknown key 'task.model'"),  # filled by the engine, not the recipe
+        ("optim.schedule.name=exponential", "optim.schedule.name"),
+        ("trainer.early_stopping.mode=up", "early_stopping.mode"),
+    ],
+)
 def test_bad_overrides_are_usage_errors(override, message):
     with pytest.raises(UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
         resolve(get_recipe("mlp-digits"), [override])

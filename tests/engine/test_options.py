@@ -9,8 +9,9 @@ import pytest
 TINY = ["--set", "model.width=32", "--set", "trainer.max_epochs=1", "--set", "data.augment=null"]
 
 
-@pytest.mark.parametrize("option", ["trainer.precision=bf16-mixed", "trainer.channels_last=true",
-                                    "trainer.compile=true"])
+@pytest.mark.parametrize(
+    "option", ["trainer.precision=bf16-mixed", "trainer.channels_last=true", "trainer.compile=true"]
+)
 def test_engine_options_train_to_a_sensible_model(cli, tmp_path, option):
     run = tmp_path / "run"
     proc = cli("train", "mlp-digits", "-o", str(run), *TINY, "--set", "trainer.max_epochs=3", "--set", option)
@@ -25,8 +26,17 @@ def test_engine_options_train_to_a_sensible_model(cli, tmp_path, option):
 
 def test_early_stopping_stops_before_max_epochs(cli, tmp_path):
     run = tmp_path / "run"
-    proc = cli("train", "mlp-digits", "-o", str(run), *TINY, "--set", "trainer.max_epochs=100",
-               "--set", "trainer.early_stopping={monitor: val/loss, mode: min, patience: 2}")
+    proc = cli(
+        "train",
+        "mlp-digits",
+        "-o",
+        str(run),
+        *TINY,
+        "--set",
+        "trainer.max_epochs=100",
+        "--set",
+        "trainer.early_stopping={monitor: val/loss, mode: min, patience: 2}",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] < 100

@@ -206,8 +206,7 @@ def test_a_plugin_family_trains_two_optimizers_and_resumes_bit_identically(cli, 
 
 
 def test_an_optim_mapping_must_name_the_groups(cli, tmp_path, toy_family, usage_error):
-    proc = cli("train", "toy-digits", "-o", str(tmp_path / "x"), "--set", "optim.critic={name: adam}",
-               env=toy_family)
+    proc = cli("train", "toy-digits", "-o", str(tmp_path / "x"), "--set", "optim.critic={name: adam}", env=toy_family)
     usage_error(proc, "critic", "encoder", "head")
     assert not (tmp_path / "x").exists()
 
@@ -232,8 +231,12 @@ def test_a_recipe_declares_phases_and_frozen_groups_do_not_move(cli, tmp_path, t
         "for k, v in init.items():\n"
         "    print(k, torch.equal(v, saved['model.' + k]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, str(run / "checkpoints" / "last.ckpt"), phases],
-                         env={**__import__("os").environ, **toy_family}, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(run / "checkpoints" / "last.ckpt"), phases],
+        env={**__import__("os").environ, **toy_family},
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     same = dict(line.split() for line in out.stdout.splitlines())
     assert same == {"encoder.1.weight": "True", "encoder.1.bias": "True", "head.weight": "False", "head.bias": "False"}

@@ -10,8 +10,16 @@ import torch
 from safetensors.torch import load_file
 
 # dropout and mixup make the test depend on the RNG stream being restored too
-COMMON = ["--set", "trainer.max_epochs=3", "--set", "model.width=32", "--set", "model.dropout=0.2",
-          "--set", "task.mixup_alpha=0.4"]
+COMMON = [
+    "--set",
+    "trainer.max_epochs=3",
+    "--set",
+    "model.width=32",
+    "--set",
+    "model.dropout=0.2",
+    "--set",
+    "task.mixup_alpha=0.4",
+]
 
 
 def _steps(path):
@@ -51,8 +59,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(cli, tmp_path, crash_after,
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(cli, tmp_path):
     run = tmp_path / "run"
-    proc = cli("train", "mlp-digits-sgd", "-o", str(run), "--set", "trainer.max_epochs=3",
-               "--set", "optim.lr=1e30")
+    proc = cli("train", "mlp-digits-sgd", "-o", str(run), "--set", "trainer.max_epochs=3", "--set", "optim.lr=1e30")
     assert proc.returncode == 1, proc.stderr
     assert "loss became" in proc.stderr and "at step" in proc.stderr
     assert "Traceback" not in proc.stderr

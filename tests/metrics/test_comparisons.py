@@ -63,7 +63,8 @@ def test_inception_1x1_reductions_cut_the_cost_and_the_output_width():
 
 def test_conclusion_is_computed_from_the_numbers():
     assert compare(["conv5x5", "conv3x3x2"])["conclusions"] == [
-        "conv3x3x2 sees 5x5 like conv5x5 with 0.72x the parameters and 0.72x the MACs"]
+        "conv3x3x2 sees 5x5 like conv5x5 with 0.72x the parameters and 0.72x the MACs"
+    ]
     (line,) = compare(["plain3x3x2", "bottleneck"])["conclusions"]
     assert line == "bottleneck sees 3x3 where plain3x3x2 sees 5x5 with 0.059x the parameters and 0.059x the MACs"
     (line,) = compare(["inception_naive", "inception_1x1"])["conclusions"]
@@ -75,8 +76,18 @@ def test_compare_result_is_json_with_one_row_per_name():
     assert result["reference"] == "conv7x7"
     assert [row["name"] for row in result["rows"]] == ["conv7x7", "conv3x3x3", "conv5x5"]
     for row in result["rows"]:
-        assert set(row) == {"name", "description", "input", "output", "params", "macs", "receptive_field", "jump",
-                            "params_ratio", "macs_ratio"}
+        assert set(row) == {
+            "name",
+            "description",
+            "input",
+            "output",
+            "params",
+            "macs",
+            "receptive_field",
+            "jump",
+            "params_ratio",
+            "macs_ratio",
+        }
     assert result["rows"][0]["params_ratio"] == result["rows"][0]["macs_ratio"] == 1.0
     assert len(result["conclusions"]) == 2
 

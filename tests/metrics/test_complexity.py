@@ -9,8 +9,14 @@ from dlcamp.models import get_model
 
 
 def test_conv_stack_params_macs_and_receptive_field():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(8, 16, 3, padding=1), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 10),
+    )
     r = profile(model, (3, 8, 8))
     conv1, _, pool, conv2, _, fc = r["layers"]
     assert conv1["params"] == 3 * 8 * 9 + 8 and conv1["macs"] == 3 * 9 * 8 * 8 * 8
@@ -77,8 +83,9 @@ def test_concatenated_branches_take_the_widest_field():
 #           layer4 -> 435 (j 32); resnet50 (v1.5, stride in the 3x3): 427
 # googlenet: stem -> 27 (j 8), 3a, 3b (+16 each) -> 59, pool -> 75 (j 16), 4a-4e (+32 each) -> 235,
 #            pool 2/2 -> 251 (j 32), 5a, 5b (+64 each) -> 379
-@pytest.mark.parametrize("name, rf", [("alexnet", 195), ("vgg16", 212), ("resnet18", 435), ("resnet50", 427),
-                                      ("googlenet", 379)])
+@pytest.mark.parametrize(
+    "name, rf", [("alexnet", 195), ("vgg16", 212), ("resnet18", 435), ("resnet50", 427), ("googlenet", 379)]
+)
 def test_final_feature_map_receptive_field_of_imagenet_nets(name, rf):
     with torch.device("meta"):  # shapes are all a field needs
         model = get_model(name)
@@ -97,8 +104,14 @@ def test_googlenet_aux_heads_are_counted_as_params_not_run():
 
 def test_profile_on_meta_counts_what_a_real_run_counts():
     def build() -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                             nn.Flatten(), nn.Linear(8, 5))
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 5),
+        )
 
     real = profile(build(), (3, 17, 17))
     with torch.device("meta"):

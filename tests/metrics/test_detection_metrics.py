@@ -16,14 +16,20 @@ SCALARS = ("map", "map_50", "map_75", "ar_100")
 def target(boxes, labels, crowd=None, image_id=0):
     boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
     crowd = torch.zeros(len(boxes), dtype=torch.bool) if crowd is None else torch.as_tensor(crowd, dtype=torch.bool)
-    return {"boxes": boxes, "labels": torch.as_tensor(labels, dtype=torch.long).reshape(-1), "iscrowd": crowd,
-            "image_id": image_id}
+    return {
+        "boxes": boxes,
+        "labels": torch.as_tensor(labels, dtype=torch.long).reshape(-1),
+        "iscrowd": crowd,
+        "image_id": image_id,
+    }
 
 
 def prediction(boxes, scores, labels):
-    return {"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "scores": torch.as_tensor(scores, dtype=torch.float32).reshape(-1),
-            "labels": torch.as_tensor(labels, dtype=torch.long).reshape(-1)}
+    return {
+        "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "scores": torch.as_tensor(scores, dtype=torch.float32).reshape(-1),
+        "labels": torch.as_tensor(labels, dtype=torch.long).reshape(-1),
+    }
 
 
 def random_boxes(g: torch.Generator, n: int, size: float = 200.0) -> torch.Tensor:
@@ -54,15 +60,19 @@ def random_case(seed: int) -> tuple[list[dict], list[dict], int, int]:
             continue
         keep = torch.rand(num_gt, generator=g) < 0.75
         copies = gt_boxes[keep] + torch.randn(int(keep.sum()), 4, generator=g) * (0.5 + 3 * rand())
-        copy_labels = torch.where(torch.rand(int(keep.sum()), generator=g) < 0.9, gt_labels[keep],
-                                  torch.randint(0, num_classes, (int(keep.sum()),), generator=g))
+        copy_labels = torch.where(
+            torch.rand(int(keep.sum()), generator=g) < 0.9,
+            gt_labels[keep],
+            torch.randint(0, num_classes, (int(keep.sum()),), generator=g),
+        )
         # small boxes well inside crowd regions: IoU (over the box's own area) 1 with the crowd
         crowd_wh = gt_boxes[crowd][:, 2:] - gt_boxes[crowd][:, :2]
         inner = gt_boxes[crowd] + torch.tensor([0.3, 0.3, -0.3, -0.3]) * crowd_wh.repeat(1, 2)
         num_fp = 110 if seed % 6 == 1 and i == 0 else int(torch.randint(0, 15, (1,), generator=g))  # > 100 in one image
         boxes = torch.cat([copies, copies[:2] + 0.5, inner, random_boxes(g, num_fp)])
-        labels = torch.cat([copy_labels, copy_labels[:2], gt_labels[crowd],
-                            torch.randint(0, num_classes, (num_fp,), generator=g)])
+        labels = torch.cat(
+            [copy_labels, copy_labels[:2], gt_labels[crowd], torch.randint(0, num_classes, (num_fp,), generator=g)]
+        )
         scores = torch.rand(len(boxes), generator=g)
         if seed % 2:
             scores = (scores * 4).round() / 4  # many exact ties, within and across images
@@ -83,13 +93,17 @@ def assert_same(ours: dict, reference: dict) -> None:
 @pytest.mark.parametrize("seed", range(30))
 def test_map_equals_pycocotools_on_random_cases(seed):
     predictions, targets, num_classes, max_dets = random_case(seed)
-    assert_same(coco_evaluate(predictions, targets, num_classes, max_dets=max_dets),
-                pycocotools_evaluate(predictions, targets, num_classes, max_dets=max_dets))
+    assert_same(
+        coco_evaluate(predictions, targets, num_classes, max_dets=max_dets),
+        pycocotools_evaluate(predictions, targets, num_classes, max_dets=max_dets),
+    )
 
 
 def test_perfect_predictions_score_one_and_match_pycocotools():
-    targets = [target([[0, 0, 10, 10], [20, 20, 50, 40]], [0, 1], image_id=3),
-               target([[5, 5, 30, 30]], [1], image_id=1)]
+    targets = [
+        target([[0, 0, 10, 10], [20, 20, 50, 40]], [0, 1], image_id=3),
+        target([[5, 5, 30, 30]], [1], image_id=1),
+    ]
     predictions = [prediction(t["boxes"], [0.9] * len(t["boxes"]), t["labels"]) for t in targets]
     ours = coco_evaluate(predictions, targets, 2)
     assert ours["map"] == 1.0 and ours["map_50"] == 1.0 and ours["ar_100"] == 1.0
@@ -98,8 +112,10 @@ def test_perfect_predictions_score_one_and_match_pycocotools():
 
 def test_all_wrong_predictions_score_zero_and_match_pycocotools():
     targets = [target([[0, 0, 10, 10]], [0], image_id=0), target([[50, 50, 60, 60]], [1], image_id=1)]
-    predictions = [prediction([[100, 100, 120, 120]], [0.8], [0]),  # nowhere near
-                   prediction([[50, 50, 60, 60]], [0.9], [0])]  # right place, wrong class
+    predictions = [
+        prediction([[100, 100, 120, 120]], [0.8], [0]),  # nowhere near
+        prediction([[50, 50, 60, 60]], [0.9], [0]),
+    ]  # right place, wrong class
     ours = coco_evaluate(predictions, targets, 2)
     assert ours["map"] == 0.0 and ours["ar_100"] == 0.0
     assert_same(ours, pycocotools_evaluate(predictions, targets, 2))
@@ -187,14 +203,20 @@ def test_to_coco_results_writes_xywh_and_category_ids():
     assert rows == [{"image_id": 42, "category_id": 9, "bbox": [1.0, 2.0, 3.0, 6.0], "score": 0.5}]
 
 
-@pytest.mark.parametrize("bad", [
-    ([prediction([[0, 0, 1, 1]], [0.5], [0])], [target([[0, 0, 1, 1]], [0])] * 2, 1),  # counts differ
-    ([{"boxes": torch.zeros(2, 5), "scores": torch.zeros(2), "labels": torch.zeros(2, dtype=torch.long)}],
-     [target([[0, 0, 1, 1]], [0])], 1),  # boxes [N, 5]
-    ([prediction([[0, 0, 1, 1]], [0.5], [3])], [target([[0, 0, 1, 1]], [0])], 2),  # label out of range
-    ([prediction([[0, 0, 1, 1]], [0.5, 0.4], [0])], [target([[0, 0, 1, 1]], [0])], 1),  # scores vs boxes
-    ([prediction([], [], [])] * 2, [target([[0, 0, 1, 1]], [0], image_id=5)] * 2, 1),  # repeated image id
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ([prediction([[0, 0, 1, 1]], [0.5], [0])], [target([[0, 0, 1, 1]], [0])] * 2, 1),  # counts differ
+        (
+            [{"boxes": torch.zeros(2, 5), "scores": torch.zeros(2), "labels": torch.zeros(2, dtype=torch.long)}],
+            [target([[0, 0, 1, 1]], [0])],
+            1,
+        ),  # boxes [N, 5]
+        ([prediction([[0, 0, 1, 1]], [0.5], [3])], [target([[0, 0, 1, 1]], [0])], 2),  # label out of range
+        ([prediction([[0, 0, 1, 1]], [0.5, 0.4], [0])], [target([[0, 0, 1, 1]], [0])], 1),  # scores vs boxes
+        ([prediction([], [], [])] * 2, [target([[0, 0, 1, 1]], [0], image_id=5)] * 2, 1),  # repeated image id
+    ],
+)
 def test_invalid_inputs_raise_value_error(bad):
     with pytest.raises(ValueError):
         coco_evaluate(*bad)

@@ -24,9 +24,27 @@ torchvision = pytest.importorskip("torchvision")
 from dlcamp.metrics.complexity import profile  # noqa: E402
 from dlcamp.models import get_model  # noqa: E402
 
-IMAGENET = ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
-            "googlenet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-            "densenet121", "densenet161", "densenet169", "densenet201"]
+IMAGENET = [
+    "alexnet",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "googlenet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
+]
 
 
 def published(name: str) -> dict:

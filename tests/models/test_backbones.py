@@ -69,6 +69,12 @@ def test_detectors_take_their_backbone_from_the_registry():
 
     ssd = get_model("ssd", num_classes=2, backbone="vgg11", input_shape=(3, 64, 64), num_levels=3)
     assert isinstance(ssd.backbone, VGGBackbone)
-    frcnn = get_model("fasterrcnn", num_classes=2, backbone="tiny", backbone_options={"stem_width": 8},
-                      widths=(8, 8), representation=16)
+    frcnn = get_model(
+        "fasterrcnn",
+        num_classes=2,
+        backbone="tiny",
+        backbone_options={"stem_width": 8},
+        widths=(8, 8),
+        representation=16,
+    )
     assert isinstance(frcnn.body, TinyBackbone) and frcnn.body.stem[0].out_channels == 8

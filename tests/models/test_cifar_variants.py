@@ -77,21 +77,27 @@ def test_densenet_bc_100_k12_channels_after_each_block_and_transition():
     # 2k = 24 in; each block adds 16 * 12 = 192; each transition halves (compression 0.5).
     assert shapes == {
         "conv0": (24, 32, 32),
-        "denseblock1": (216, 32, 32), "transition1": (108, 16, 16),
-        "denseblock2": (300, 16, 16), "transition2": (150, 8, 8),
-        "denseblock3": (342, 8, 8), "norm5": (342, 8, 8),
+        "denseblock1": (216, 32, 32),
+        "transition1": (108, 16, 16),
+        "denseblock2": (300, 16, 16),
+        "transition2": (150, 8, 8),
+        "denseblock3": (342, 8, 8),
+        "norm5": (342, 8, 8),
     }
     assert model.num_features == 342
     gray = get_model("densenet_bc_100_k12", in_channels=1, input_shape=(1, 32, 32)).eval()
     assert gray(torch.randn(2, 1, 32, 32)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name, features_shape", [
-    ("alexnet_small", (256, 4, 4)),
-    ("vgg11_small", (512, 1, 1)),
-    ("vgg16_small", (512, 1, 1)),
-    ("googlenet_small", (1024, 4, 4)),
-])
+@pytest.mark.parametrize(
+    "name, features_shape",
+    [
+        ("alexnet_small", (256, 4, 4)),
+        ("vgg11_small", (512, 1, 1)),
+        ("vgg16_small", (512, 1, 1)),
+        ("googlenet_small", (1024, 4, 4)),
+    ],
+)
 def test_small_builds_classify_32px_rgb_and_grayscale(name, features_shape):
     torch.manual_seed(0)
     model = get_model(name).eval()

@@ -108,15 +108,18 @@ def test_googlenet_transform_input_matches_torchvision():
         torch.testing.assert_close(ours(x), reference(x), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("name, features_shape", [
-    ("alexnet", (2, 256, 6, 6)),
-    ("vgg16", (2, 512, 7, 7)),
-    ("googlenet", (2, 1024, 7, 7)),
-    ("resnet18", (2, 512, 7, 7)),
-    ("resnet50", (2, 2048, 7, 7)),
-    ("densenet121", (2, 1024, 7, 7)),
-    ("densenet161", (2, 2208, 7, 7)),
-])
+@pytest.mark.parametrize(
+    "name, features_shape",
+    [
+        ("alexnet", (2, 256, 6, 6)),
+        ("vgg16", (2, 512, 7, 7)),
+        ("googlenet", (2, 1024, 7, 7)),
+        ("resnet18", (2, 512, 7, 7)),
+        ("resnet50", (2, 2048, 7, 7)),
+        ("densenet121", (2, 1024, 7, 7)),
+        ("densenet161", (2, 2208, 7, 7)),
+    ],
+)
 def test_forward_features_shape_on_224px(name, features_shape):
     with torch.device("meta"):  # shapes only: nothing is computed
         model = get_model(name)
@@ -152,6 +155,7 @@ def test_dlcamp_batchnorm_as_norm_layer_matches_torch_on_resnet18():
 
 # -- load_torchvision_weights --------------------------------------------------------------
 
+
 def test_load_torchvision_weights_from_a_local_file(tmp_path):
     reference = _torchvision("resnet18")
     path = tmp_path / "resnet18-f37072fd.pth"  # torchvision's file name
@@ -165,8 +169,9 @@ def test_load_torchvision_weights_from_a_local_file(tmp_path):
 def test_load_torchvision_weights_renames_legacy_densenet_keys(tmp_path):
     # torchvision's published DenseNet files spell "norm1" as "norm.1" (old module names).
     reference = _torchvision("densenet121")
-    legacy = {re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v
-              for k, v in reference.state_dict().items()}
+    legacy = {
+        re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v for k, v in reference.state_dict().items()
+    }
     assert "features.denseblock1.denselayer1.norm.1.weight" in legacy
     path = tmp_path / "densenet121-a639ec97.pth"
     torch.save(legacy, path)

@@ -13,8 +13,13 @@ import torchvision.models as tvm
 
 from dlcamp.models import get_model
 
-IMAGENET = ["alexnet", *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")), "googlenet",
-            *(f"resnet{d}" for d in (18, 34, 50, 101, 152)), *(f"densenet{d}" for d in (121, 161, 169, 201))]
+IMAGENET = [
+    "alexnet",
+    *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")),
+    "googlenet",
+    *(f"resnet{d}" for d in (18, 34, 50, 101, 152)),
+    *(f"densenet{d}" for d in (121, 161, 169, 201)),
+]
 
 # The issue's numbers (torchvision's model cards; GoogLeNet's without the auxiliary heads,
 # which torchvision drops after loading its weights).
@@ -54,8 +59,9 @@ def test_param_count_equals_the_published_number(name, expected):
 def test_googlenet_aux_heads_hold_the_difference():
     with_aux = count(_meta(get_model, "googlenet"))
     assert with_aux == count(_meta(tvm.get_model, "googlenet", weights=None, init_weights=True)) == 13_004_888
-    assert with_aux - PUBLISHED["googlenet"] == 2 * (128 * 512 + 128 * 2 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000) \
-        + 128 * (528 - 512)  # two aux heads (conv, BN, fc1, fc2); aux2's conv sees 528 channels
+    assert with_aux - PUBLISHED["googlenet"] == 2 * (
+        128 * 512 + 128 * 2 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000
+    ) + 128 * (528 - 512)  # two aux heads (conv, BN, fc1, fc2); aux2's conv sees 528 channels
 
 
 # The papers report these to two digits (He et al. 2016, Table 6; Huang et al. 2017, Table 2);

@@ -16,15 +16,27 @@ from dlcamp.models.detection.rpn import RegionProposalNetwork
 
 SIZE = 64
 SSD_TINY = dict(input_shape=(3, SIZE, SIZE), widths=(16, 32, 32, 32), num_levels=3, min_scale=0.2, max_scale=0.6)
-FRCNN_TINY = dict(widths=(16, 32, 32), anchor_sizes=[[12, 24, 40]], representation=64, rpn_batch_size=64,
-                  box_batch_size=32)
+FRCNN_TINY = dict(
+    widths=(16, 32, 32), anchor_sizes=[[12, 24, 40]], representation=64, rpn_batch_size=64, box_batch_size=32
+)
 
 
 def _batch(n: int = 4, seed: int = 3):
     from dlcamp.data import get_dataset
 
-    dm = get_dataset("shapes", image_size=SIZE, min_objects=1, max_objects=2, min_size=14, max_size=30, clutter=0.0,
-                     train_size=n, val_size=2, test_size=2, scene_seed=seed)
+    dm = get_dataset(
+        "shapes",
+        image_size=SIZE,
+        min_objects=1,
+        max_objects=2,
+        min_size=14,
+        max_size=30,
+        clutter=0.0,
+        train_size=n,
+        val_size=2,
+        test_size=2,
+        scene_seed=seed,
+    )
     dm.setup()
     return detection_collate([dm.splits["train"][i] for i in range(n)])
 
@@ -52,7 +64,9 @@ def _found(det, target, iou: float = 0.5, score: float = 0.5) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name, kwargs, steps, lr", [("ssd", SSD_TINY, 150, 3e-3), ("fasterrcnn", FRCNN_TINY, 150, 2e-3)])
+@pytest.mark.parametrize(
+    "name, kwargs, steps, lr", [("ssd", SSD_TINY, 150, 3e-3), ("fasterrcnn", FRCNN_TINY, 150, 2e-3)]
+)
 def test_detector_overfits_one_batch_and_finds_its_boxes(name, kwargs, steps, lr):
     torch.manual_seed(0)
     model = get_model(name, num_classes=5, **kwargs)
@@ -61,7 +75,9 @@ def test_detector_overfits_one_batch_and_finds_its_boxes(name, kwargs, steps, lr
     assert last < 0.25 * first, (first, last)
     model.eval()
     dets = model.detect(images)
-    assert all(_found(d, t) for d, t in zip(dets, targets)), [(d["boxes"][:4], t["boxes"]) for d, t in zip(dets, targets)]
+    assert all(_found(d, t) for d, t in zip(dets, targets)), [
+        (d["boxes"][:4], t["boxes"]) for d, t in zip(dets, targets)
+    ]
 
 
 @pytest.mark.parametrize("name, kwargs", [("ssd", SSD_TINY), ("fasterrcnn", FRCNN_TINY)])
@@ -79,16 +95,25 @@ def test_detections_are_in_the_pixels_of_each_image_whatever_its_size(name, kwar
         assert (det["scores"][:-1] >= det["scores"][1:]).all()  # best first
 
 
-@pytest.mark.parametrize("name, kwargs", [("ssd", SSD_TINY), ("fasterrcnn", FRCNN_TINY),
-                                          ("fasterrcnn", {**FRCNN_TINY, "fpn": True, "fpn_channels": 16,
-                                                          "anchor_sizes": [[16], [32], [64]]}),
-                                          ("fasterrcnn", {**FRCNN_TINY, "roi_op": "pool"})])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("ssd", SSD_TINY),
+        ("fasterrcnn", FRCNN_TINY),
+        ("fasterrcnn", {**FRCNN_TINY, "fpn": True, "fpn_channels": 16, "anchor_sizes": [[16], [32], [64]]}),
+        ("fasterrcnn", {**FRCNN_TINY, "roi_op": "pool"}),
+    ],
+)
 def test_loss_is_finite_and_reaches_every_trainable_parameter(name, kwargs):
     torch.manual_seed(0)
     model = get_model(name, num_classes=5, **kwargs)
     images, targets = _batch(2)
-    targets[1] = {**targets[1], "boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
-                  "iscrowd": torch.zeros(0, dtype=torch.bool)}  # an image with no objects
+    targets[1] = {
+        **targets[1],
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.long),
+        "iscrowd": torch.zeros(0, dtype=torch.bool),
+    }  # an image with no objects
     losses = model.loss(images, targets)
     assert all(torch.isfinite(v) for v in losses.values())
     losses["loss"].backward()
@@ -139,8 +164,11 @@ def test_four_step_stages_reach_only_their_own_parts():
         for m in parts.values():
             m.zero_grad(set_to_none=True)
         model.loss(images, targets, stage=stage, first_body=first_body)["loss"].backward()
-        got = {name for name, m in parts.items() if any(p.grad is not None and p.grad.abs().sum() > 0
-                                                        for p in m.parameters())}
+        got = {
+            name
+            for name, m in parts.items()
+            if any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+        }
         assert got == trained, (stage, got)
 
 
@@ -233,8 +261,9 @@ def test_iou_thresholds_set_through_the_registry_decide_the_rpn_and_roi_matches(
     strict = get_model("fasterrcnn", num_classes=2, rpn_fg_iou=0.7, box_fg_iou=0.7, **FRCNN_TINY)
     assert _rpn_label_of_a_065_anchor(loose) == 1 and _rpn_label_of_a_065_anchor(strict) == -1  # -1: between
     assert _roi_label_of_a_065_proposal(loose) == 1 and _roi_label_of_a_065_proposal(strict) == -1
-    background = get_model("fasterrcnn", num_classes=2, rpn_fg_iou=0.7, rpn_bg_iou=0.66, box_fg_iou=0.7,
-                           box_bg_iou=0.66, **FRCNN_TINY)
+    background = get_model(
+        "fasterrcnn", num_classes=2, rpn_fg_iou=0.7, rpn_bg_iou=0.66, box_fg_iou=0.7, box_bg_iou=0.66, **FRCNN_TINY
+    )
     assert _rpn_label_of_a_065_anchor(background) == 0 and _roi_label_of_a_065_proposal(background) == 0
 
 
@@ -249,8 +278,9 @@ def test_every_fasterrcnn_argument_is_a_recipe_key_and_typos_are_refused():
     builder = MODELS.builder("fasterrcnn")
     takes = inspect.signature(builder).parameters
     assert set(inspect.signature(FasterRCNN).parameters) - {"body"} <= set(takes)
-    cfg = resolve(get_recipe("fasterrcnn-shapes"), ["model.rpn_fg_iou=0.6", "model.box_fg_iou=0.6",
-                                                    "model.rpn_nms_threshold=0.8"])["model"]
+    cfg = resolve(
+        get_recipe("fasterrcnn-shapes"), ["model.rpn_fg_iou=0.6", "model.box_fg_iou=0.6", "model.rpn_nms_threshold=0.8"]
+    )["model"]
     assert (cfg["rpn_fg_iou"], cfg["box_fg_iou"], cfg["rpn_nms_threshold"]) == (0.6, 0.6, 0.8)
     model = get_model("fasterrcnn", num_classes=2, **{k: v for k, v in cfg.items() if k != "name"})
     assert model.rpn.nms_threshold == 0.8
@@ -269,8 +299,9 @@ def test_ssd_builder_reaches_every_ssd_argument():
     assert get_model("ssd", num_classes=2, topk_candidates=7, **SSD_TINY).topk_candidates == 7
 
 
-@pytest.mark.parametrize("kwargs", [FRCNN_TINY, {**FRCNN_TINY, "fpn": True, "fpn_channels": 16,
-                                                 "anchor_sizes": [[16], [32], [64]]}])
+@pytest.mark.parametrize(
+    "kwargs", [FRCNN_TINY, {**FRCNN_TINY, "fpn": True, "fpn_channels": 16, "anchor_sizes": [[16], [32], [64]]}]
+)
 def test_fasterrcnn_param_groups_hold_every_parameter_exactly_once(kwargs):
     model = get_model("fasterrcnn", num_classes=5, **kwargs)
     assert isinstance(model, Grouped)

@@ -151,7 +151,9 @@ def test_closed_form_kl_matches_monte_carlo():
     se = (log_q - log_p).std(0) / math.sqrt(200_000)
     closed = kl_to_standard_normal(mu, logvar)
     assert torch.all((mc - closed).abs() < 4 * se)
-    ref = torch.distributions.kl_divergence(torch.distributions.Normal(mu, std), torch.distributions.Normal(0.0, 1.0)).sum(-1)
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, std), torch.distributions.Normal(0.0, 1.0)
+    ).sum(-1)
     torch.testing.assert_close(closed, ref)
 
 

@@ -46,7 +46,9 @@ def _tiny(name: str) -> tuple[dict, tuple[int, ...]]:
         return TINY[name]
     params = signature_params(MODELS.builder(name))
     shape = params.get("input_shape")
-    default = tuple(shape.default) if shape is not None and shape.default is not inspect.Parameter.empty else (3, 32, 32)
+    default = (
+        tuple(shape.default) if shape is not None and shape.default is not inspect.Parameter.empty else (3, 32, 32)
+    )
     return {}, default
 
 
@@ -55,16 +57,23 @@ def _family(family: str) -> list[str]:
 
 
 def test_every_model_belongs_to_a_tested_family():
-    assert set(list_models()) == (set(_family("classification")) | set(_family("generative")) | set(_family("sequence"))
-                                  | set(_family("detection")))
+    assert set(list_models()) == (
+        set(_family("classification"))
+        | set(_family("generative"))
+        | set(_family("sequence"))
+        | set(_family("detection"))
+    )
 
 
 @pytest.mark.parametrize("name", _family("classification"))
 def test_model_forward_backward(name):
     torch.manual_seed(0)
     kwargs, shape = _tiny(name)
-    model = get_model(name, num_classes=7, **kwargs) if "num_classes" in signature_params(MODELS.builder(name)) \
+    model = (
+        get_model(name, num_classes=7, **kwargs)
+        if "num_classes" in signature_params(MODELS.builder(name))
         else get_model(name, **kwargs)
+    )
     x = torch.randn(4, *shape)
     out = model(x)
     assert out.shape == (4, 7)
@@ -113,8 +122,10 @@ SEQUENCE_TINY = {
     "seq2seq_gru": ({"hidden": 16, "embed_dim": 8}, "seq2seq"),
     "seq2seq_transformer": ({"d_model": 16, "nhead": 2, "dim_feedforward": 32, "max_len": 12}, "seq2seq"),
     "rnn_classifier": ({"hidden": 16, "embed_dim": 8, "num_classes": 3}, "classify"),
-    "transformer_classifier": ({"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32, "max_len": 12,
-                                "num_classes": 3}, "classify"),
+    "transformer_classifier": (
+        {"d_model": 16, "nhead": 2, "num_layers": 1, "dim_feedforward": 32, "max_len": 12, "num_classes": 3},
+        "classify",
+    ),
 }
 
 
@@ -154,8 +165,15 @@ def test_detector_default_build_trains_and_detects(name):
     torch.manual_seed(0)
     model = get_model(name, num_classes=3)
     images = torch.rand(2, 3, 128, 128)
-    targets = [{"boxes": torch.tensor([[10.0, 20.0, 50.0, 60.0]]), "labels": torch.tensor([2]),
-                "iscrowd": torch.tensor([False]), "image_id": i} for i in range(2)]
+    targets = [
+        {
+            "boxes": torch.tensor([[10.0, 20.0, 50.0, 60.0]]),
+            "labels": torch.tensor([2]),
+            "iscrowd": torch.tensor([False]),
+            "image_id": i,
+        }
+        for i in range(2)
+    ]
     losses = model.loss(images, targets)
     assert "loss" in losses and all(torch.isfinite(v) for v in losses.values())
     losses["loss"].backward()

@@ -50,8 +50,17 @@ def _seq2seq(key: str, **overrides):
     if name == "seq2seq_gru":
         kwargs = dict(vocab_size=V, embed_dim=8, hidden=16, dropout=0.1, **kwargs)
     else:
-        kwargs = dict(vocab_size=V, max_len=16, d_model=16, nhead=2, num_encoder_layers=2, num_decoder_layers=2,
-                      dim_feedforward=32, dropout=0.1, **kwargs)
+        kwargs = dict(
+            vocab_size=V,
+            max_len=16,
+            d_model=16,
+            nhead=2,
+            num_encoder_layers=2,
+            num_decoder_layers=2,
+            dim_feedforward=32,
+            dropout=0.1,
+            **kwargs,
+        )
     return get_model(name, **{**kwargs, **overrides})
 
 
@@ -79,8 +88,8 @@ def _assert_causal(outputs_of, tokens: torch.Tensor) -> None:
     reference = outputs_of(tokens)
     for t in range(tokens.size(1) - 1):
         changed = tokens.clone()
-        changed[:, t + 1:] = 4 + (tokens[:, t + 1:] - 4 + 1 + t) % (V - 4)  # a different character everywhere
-        torch.testing.assert_close(outputs_of(changed)[:, :t + 1], reference[:, :t + 1], atol=1e-6, rtol=0)
+        changed[:, t + 1 :] = 4 + (tokens[:, t + 1 :] - 4 + 1 + t) % (V - 4)  # a different character everywhere
+        torch.testing.assert_close(outputs_of(changed)[:, : t + 1], reference[:, : t + 1], atol=1e-6, rtol=0)
 
 
 def _future_leaks(outputs_of, tokens: torch.Tensor) -> bool:
@@ -108,7 +117,7 @@ def _markov_text(n: int, seed: int) -> torch.Tensor:
 def _windows(text: torch.Tensor, T: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """Language-model batches from running text: x (B, T) and y = x shifted by one."""
     B = (text.numel() - 1) // T
-    return text[: B * T].view(B, T), text[1: B * T + 1].view(B, T)
+    return text[: B * T].view(B, T), text[1 : B * T + 1].view(B, T)
 
 
 def _nll(model, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -300,7 +309,9 @@ def _keeping_attention(model):
 
 
 def _attention_switches(model) -> list[bool]:
-    return [m.keep_attention for m in model.modules() if isinstance(m, (TransformerEncoderLayer, TransformerDecoderLayer))]
+    return [
+        m.keep_attention for m in model.modules() if isinstance(m, (TransformerEncoderLayer, TransformerDecoderLayer))
+    ]
 
 
 @pytest.mark.parametrize("key", list(SEQ2SEQ))
@@ -384,8 +395,16 @@ def test_only_the_transformer_lm_maps_its_attention_and_only_the_ngram_counts(co
 
 def test_transformer_classifier_maps_attention_with_its_class_token_first():
     torch.manual_seed(0)
-    model = get_model("transformer_classifier", vocab_size=V, num_classes=3, max_len=12, d_model=16, nhead=2,
-                      num_layers=2, dim_feedforward=32).eval()
+    model = get_model(
+        "transformer_classifier",
+        vocab_size=V,
+        num_classes=3,
+        max_len=12,
+        d_model=16,
+        nhead=2,
+        num_layers=2,
+        dim_feedforward=32,
+    ).eval()
     assert isinstance(model, TokenAttentionMapper)
     assert not isinstance(get_model("rnn_classifier", vocab_size=V, num_classes=3), TokenAttentionMapper)
     x = _padded_sources()
@@ -472,10 +491,10 @@ def test_rnn_classifier_biases_the_keep_gate(cell):
     for layer in range(2):
         b_ih = getattr(model.rnn, f"bias_ih_l{layer}")
         b_hh = getattr(model.rnn, f"bias_hh_l{layer}")
-        assert (b_ih[H:2 * H] == 1.5).all() and (b_hh[H:2 * H] == 0).all()
+        assert (b_ih[H : 2 * H] == 1.5).all() and (b_hh[H : 2 * H] == 0).all()
         assert not (b_ih[:H] == 1.5).all()  # the other gates keep their initialisation
     # With the keep gate open, an LSTM's cell or a GRU's state decays more slowly: the
     # initial forget / update gate activation is sigmoid(1.5) ~ 0.82 instead of ~0.5.
     x = torch.full((1, 1), 5, dtype=torch.long)
     gates = model.rnn.weight_ih_l0 @ model.embed(x)[0, 0] + model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
-    assert torch.sigmoid(gates[H:2 * H]).mean() > 0.7
+    assert torch.sigmoid(gates[H : 2 * H]).mean() > 0.7

@@ -24,14 +24,28 @@ from dlcamp.models.classification.vit import (
 from dlcamp.models.sequence.classifier import PAD, transformer_classifier
 
 # The small reference: 16x16 grey images, 4x4 patches (16 + 1 tokens), width 32, 2 layers.
-HF_SIZE = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
-               patch_size=4, num_channels=1)
+HF_SIZE = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    image_size=16,
+    patch_size=4,
+    num_channels=1,
+)
 
 
 def _hf_config(**extra):
     import transformers  # a test dependency (pyproject [test]): the reference must be there
-    return transformers.ViTConfig(**HF_SIZE, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                                  hidden_act="gelu", layer_norm_eps=LAYER_NORM_EPS, **extra)
+
+    return transformers.ViTConfig(
+        **HF_SIZE,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        hidden_act="gelu",
+        layer_norm_eps=LAYER_NORM_EPS,
+        **extra,
+    )
 
 
 def _randomise(model: torch.nn.Module) -> torch.nn.Module:
@@ -46,13 +60,15 @@ def _randomise(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def hf_vit():
     import transformers  # a test dependency (pyproject [test]): the reference must be there
+
     torch.manual_seed(0)
     return _randomise(transformers.ViTModel(_hf_config(), add_pooling_layer=False))
 
 
 def _ours_for_hf(num_classes: int = 10) -> VisionTransformer:
-    return VisionTransformer(image_size=16, patch_size=4, in_channels=1, num_classes=num_classes, dim=32, depth=2,
-                             num_heads=4, mlp_dim=64)
+    return VisionTransformer(
+        image_size=16, patch_size=4, in_channels=1, num_classes=num_classes, dim=32, depth=2, num_heads=4, mlp_dim=64
+    )
 
 
 def _hf_encoder(hf_vit, hidden: torch.Tensor) -> torch.Tensor:
@@ -66,8 +82,10 @@ def _hf_encoder(hf_vit, hidden: torch.Tensor) -> torch.Tensor:
 
 # -- size ------------------------------------------------------------------------------------
 
+
 def test_vit_b_16_parameter_count_equals_torchvision():
     import torchvision
+
     with torch.device("meta"):
         reference = torchvision.models.vit_b_16()
         ours = vit_b_16()
@@ -76,6 +94,7 @@ def test_vit_b_16_parameter_count_equals_torchvision():
 
 
 # -- conformance with transformers ----------------------------------------------------------
+
 
 def test_vit_matches_hf_vit_model(hf_vit):
     torch.manual_seed(1)
@@ -90,6 +109,7 @@ def test_vit_matches_hf_vit_model(hf_vit):
 
 def test_vit_logits_match_hf_image_classifier():
     import transformers  # a test dependency (pyproject [test]): the reference must be there
+
     torch.manual_seed(2)
     hf = _randomise(transformers.ViTForImageClassification(_hf_config(num_labels=5)))
     ours = _ours_for_hf(num_classes=5).eval()
@@ -114,18 +134,23 @@ def test_hf_mapping_is_strict(hf_vit):
     without_key = {k: v for k, v in hf_state.items() if "k_proj.weight" not in k and "attention.key.weight" not in k}
     with pytest.raises(ValueError, match="query/key/value"):
         convert_hf_vit_state(without_key)
-    deeper = VisionTransformer(image_size=16, patch_size=4, in_channels=1, num_classes=10, dim=32, depth=3,
-                               num_heads=4, mlp_dim=64)
+    deeper = VisionTransformer(
+        image_size=16, patch_size=4, in_channels=1, num_classes=10, dim=32, depth=3, num_heads=4, mlp_dim=64
+    )
     with pytest.raises(ValueError, match="missing"):
         load_hf_vit_state(deeper, hf_state)
 
 
 def test_classifier_encoder_matches_hf_encoder(hf_vit):
     torch.manual_seed(3)
-    model = transformer_classifier(vocab_size=11, num_classes=3, max_len=20, d_model=32, nhead=4, num_layers=2,
-                                   dim_feedforward=64, dropout=0.0).eval()
-    encoder_state = {k.removeprefix("encoder."): v for k, v in convert_hf_vit_state(hf_vit.state_dict()).items()
-                     if k.startswith("encoder.")}
+    model = transformer_classifier(
+        vocab_size=11, num_classes=3, max_len=20, d_model=32, nhead=4, num_layers=2, dim_feedforward=64, dropout=0.0
+    ).eval()
+    encoder_state = {
+        k.removeprefix("encoder."): v
+        for k, v in convert_hf_vit_state(hf_vit.state_dict()).items()
+        if k.startswith("encoder.")
+    }
     model.encoder.load_state_dict(encoder_state, strict=True)
     embeddings = torch.randn(2, 9, 32)  # (B, T, D), any token embeddings
     with torch.no_grad():
@@ -133,6 +158,7 @@ def test_classifier_encoder_matches_hf_encoder(hf_vit):
 
 
 # -- shapes and arguments -------------------------------------------------------------------
+
 
 def test_vit_shapes_on_square_and_rectangular_images():
     model = vit_digits32(num_classes=7, dim=16, depth=2, num_heads=2, mlp_dim=32)
@@ -152,14 +178,17 @@ def test_classifier_shapes(pool):
     assert model(tokens).shape == (5, 4)
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: vit_digits32(input_shape=(1, 30, 30)), "multiple of patch_size"),
-    (lambda: vit_digits32(dim=66, num_heads=4), "num_heads"),
-    (lambda: vit_digits32(depth=0), "depth"),
-    (lambda: vit_digits32(in_channels=3), "in_channels"),
-    (lambda: transformer_classifier(vocab_size=10, num_classes=2, max_len=8, pool="max"), "pool"),
-    (lambda: transformer_classifier(vocab_size=10, num_classes=2, max_len=8, d_model=30, nhead=4), "num_heads"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: vit_digits32(input_shape=(1, 30, 30)), "multiple of patch_size"),
+        (lambda: vit_digits32(dim=66, num_heads=4), "num_heads"),
+        (lambda: vit_digits32(depth=0), "depth"),
+        (lambda: vit_digits32(in_channels=3), "in_channels"),
+        (lambda: transformer_classifier(vocab_size=10, num_classes=2, max_len=8, pool="max"), "pool"),
+        (lambda: transformer_classifier(vocab_size=10, num_classes=2, max_len=8, d_model=30, nhead=4), "num_heads"),
+    ],
+)
 def test_bad_arguments_raise_value_error(make, match):
     with pytest.raises(ValueError, match=match):
         make()
@@ -173,6 +202,7 @@ def test_inputs_of_the_wrong_size_raise_value_error():
 
 
 # -- attention maps -------------------------------------------------------------------------
+
 
 def test_attention_maps_are_distributions_and_the_ones_used():
     from dlcamp.models.contracts import AttentionMapper
@@ -208,6 +238,7 @@ def test_classifier_attention_never_reads_padding():
 
 
 # -- padding ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("pool", ["cls", "mean"])
 def test_appending_padding_leaves_the_logits_unchanged(pool):

@@ -212,16 +212,12 @@ def test_is_causal_without_mask_equals_explicit_causal_mask():
     torch.testing.assert_close(weights, ref_weights, atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{}, {"bias": False}, {"kdim": 3, "vdim": 5}, {"add_bias_kv": True}]
-)
+@pytest.mark.parametrize("kwargs", [{}, {"bias": False}, {"kdim": 3, "vdim": 5}, {"add_bias_kv": True}])
 def test_state_dict_loads_both_ways_strict(kwargs):
     torch.manual_seed(0)
     ours = MultiheadAttention(E, NH, **kwargs)
     theirs = nn.MultiheadAttention(E, NH, **kwargs)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == {
-        k: v.shape for k, v in theirs.state_dict().items()
-    }
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
     theirs.load_state_dict(ours.state_dict(), strict=True)
     ours.load_state_dict(theirs.state_dict(), strict=True)
 

@@ -66,9 +66,7 @@ def step_both(ours: nn.Module, ref: nn.Module, shape: tuple[int, ...], scale: fl
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_batchnorm_matches_torch_in_train_and_eval(layout, momentum, affine, track_running_stats):
     torch.manual_seed(0)
-    ours, ref, shape = make_pair(
-        layout, momentum=momentum, affine=affine, track_running_stats=track_running_stats
-    )
+    ours, ref, shape = make_pair(layout, momentum=momentum, affine=affine, track_running_stats=track_running_stats)
     for step in range(4):
         step_both(ours, ref, shape, scale=1.0 + step)
         assert_same_state(ours, ref)  # running_mean, running_var, num_batches_tracked

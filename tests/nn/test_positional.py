@@ -22,8 +22,13 @@ def test_table_values_at_hand_computed_points():
     # dim 4: the pairs turn at rates 1 and 1 / 10000^(2/4) = 1/100 radians per position.
     table = sinusoidal_table(8, 4)
     expected = {
-        (1, 0): math.sin(1.0), (1, 1): math.cos(1.0), (1, 2): math.sin(0.01), (1, 3): math.cos(0.01),
-        (5, 0): math.sin(5.0), (5, 3): math.cos(0.05), (7, 2): math.sin(0.07),
+        (1, 0): math.sin(1.0),
+        (1, 1): math.cos(1.0),
+        (1, 2): math.sin(0.01),
+        (1, 3): math.cos(0.01),
+        (5, 0): math.sin(5.0),
+        (5, 3): math.cos(0.05),
+        (7, 2): math.sin(0.07),
     }
     for (position, column), value in expected.items():
         assert table[position, column].item() == pytest.approx(value, abs=ATOL), (position, column)
@@ -90,7 +95,9 @@ def test_learned_embedding_adds_its_weight_rows():
     assert module.weight.grad[4:9].eq(2).all() and module.weight.grad[:4].eq(0).all()  # 2 = batch size
 
 
-@pytest.mark.parametrize("make", [lambda: SinusoidalPositionalEncoding(4, max_len=8), lambda: LearnedPositionalEmbedding(8, 4)])
+@pytest.mark.parametrize(
+    "make", [lambda: SinusoidalPositionalEncoding(4, max_len=8), lambda: LearnedPositionalEmbedding(8, 4)]
+)
 def test_positions_outside_the_table_raise(make):
     module = make()
     module(torch.zeros(1, 8, 4))  # positions 0..7: the whole table

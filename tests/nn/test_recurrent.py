@@ -269,9 +269,7 @@ def test_lstm_with_projections_gradients_match_torch():
 def test_lstm_with_projections_state_dict_round_trip_strict():
     kwargs = dict(input_size=I, hidden_size=H, num_layers=2, bidirectional=True, proj_size=P)
     ours, ref = LSTM(**kwargs), nn.LSTM(**kwargs)
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
-        (k, v.shape) for k, v in ref.state_dict().items()
-    ]
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
     assert ours.weight_hr_l1_reverse.shape == (P, H)
     assert ours.weight_hh_l0.shape == (4 * H, P) and ours.weight_ih_l1.shape == (4 * H, 2 * P)
     ref.load_state_dict(ours.state_dict(), strict=True)  # ours -> torch

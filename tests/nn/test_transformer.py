@@ -61,7 +61,7 @@ def _sequence(length: int, batch_first: bool) -> Tensor:
 def _padding(length: int) -> Tensor:
     """(B, length) bool, True = padding: sequence 0 loses its last 2, sequence 2 all but 2, sequence 1 none."""
     mask = torch.zeros(B, length, dtype=torch.bool)
-    mask[0, length - 2:] = True
+    mask[0, length - 2 :] = True
     mask[2, 2:] = True
     return mask
 
@@ -166,8 +166,9 @@ def _stack_pair(kind: str, norm_first: bool, batch_first: bool, seed: int = 2) -
     if kind == "encoder":
         # torch only builds nested tensors for batch-first post-norm stacks (and warns
         # when asked to otherwise), so ask exactly then.
-        theirs = nn.TransformerEncoder(ref_layer, num_layers=2, norm=nn.LayerNorm(E),
-                                       enable_nested_tensor=batch_first and not norm_first)
+        theirs = nn.TransformerEncoder(
+            ref_layer, num_layers=2, norm=nn.LayerNorm(E), enable_nested_tensor=batch_first and not norm_first
+        )
         ours = TransformerEncoder(ours_layer, num_layers=2, norm=nn.LayerNorm(E))
     else:
         theirs = nn.TransformerDecoder(ref_layer, num_layers=2, norm=nn.LayerNorm(E))
@@ -188,8 +189,7 @@ def test_encoder_stack_matches_torch(norm_first, batch_first, mode):
     src = _sequence(S, batch_first)
     padding = _padding(S)  # (B, S)
     mask = _sparse_mask(S, S)
-    torch.testing.assert_close(_run(ours, mode, src, mask=mask), _run(theirs, mode, src, mask=mask),
-                               atol=ATOL, rtol=0)
+    torch.testing.assert_close(_run(ours, mode, src, mask=mask), _run(theirs, mode, src, mask=mask), atol=ATOL, rtol=0)
 
     out = _run(ours, mode, src, src_key_padding_mask=padding)
     ref = _run(theirs, mode, src, src_key_padding_mask=padding)
@@ -265,10 +265,10 @@ def test_causal_mask_hides_the_future(keep_attention):
         out = decoder(tgt, memory, tgt_is_causal=True)
         for t in range(T - 1):
             changed = tgt.clone()
-            changed[:, t + 1:] = torch.randn(B, T - t - 1, E)  # rewrite the future of t
+            changed[:, t + 1 :] = torch.randn(B, T - t - 1, E)  # rewrite the future of t
             out_changed = decoder(changed, memory, tgt_is_causal=True)
             assert torch.equal(out_changed[:, : t + 1], out[:, : t + 1]), f"position <= {t} saw the future"
-            assert not torch.equal(out_changed[:, t + 1:], out[:, t + 1:])
+            assert not torch.equal(out_changed[:, t + 1 :], out[:, t + 1 :])
             # Without the mask the same change reaches the past: the check above can fail.
             leaky = decoder(tgt, memory) - decoder(changed, memory)
             assert leaky[:, : t + 1].abs().max() > 1e-4

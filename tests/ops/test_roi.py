@@ -72,10 +72,15 @@ def test_roi_align_module_and_empty_boxes():
 @pytest.mark.parametrize("output_size, scale", [((3, 2), 0.5), (4, 0.37), (1, 1.0)])
 def test_roi_pool_matches_torchvision(output_size, scale):
     x, boxes = feature_map(), rois()
-    torch.testing.assert_close(roi_pool(x, boxes, output_size, scale), tvo.roi_pool(x, boxes, output_size, scale),
-                               rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(roi_pool(x, as_list(boxes), output_size, scale),
-                               tvo.roi_pool(x, as_list(boxes), output_size, scale), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        roi_pool(x, boxes, output_size, scale), tvo.roi_pool(x, boxes, output_size, scale), rtol=1e-5, atol=1e-5
+    )
+    torch.testing.assert_close(
+        roi_pool(x, as_list(boxes), output_size, scale),
+        tvo.roi_pool(x, as_list(boxes), output_size, scale),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_roi_pool_rounds_halves_away_from_zero_and_routes_gradients_like_torchvision():

@@ -26,8 +26,7 @@ def test_one_spec_is_the_shorthand_and_a_mapping_names_groups():
 
 
 def test_no_decay_keeps_biases_norms_embeddings_and_tokens_out_of_weight_decay():
-    vit = get_model("vit_digits32", num_classes=10, input_shape=[1, 32, 32], dim=16, depth=1, num_heads=2,
-                    mlp_dim=32)
+    vit = get_model("vit_digits32", num_classes=10, input_shape=[1, 32, 32], dim=16, depth=1, num_heads=2, mlp_dim=32)
     groups = param_groups_for([vit], no_decay=True, weight_decay=0.05)
     decay = {id(p) for p in groups[0]["params"]}
     names = {name: id(p) in decay for name, p in vit.named_parameters()}

@@ -197,7 +197,6 @@ def test_foreach_in_cache_sized_slices_matches_torch_optim(name: str, monkeypatc
 # --- checkpoints ------------------------------------------------------------------------
 
 
-
 def run_steps(optimizer: torch.optim.Optimizer, params: list[Tensor], steps: range) -> None:
     for step in steps:
         set_gradients(params, make_gradients(params, step))

@@ -7,9 +7,23 @@ import pytest
 from dlcamp.report import figures as F
 
 # Every figure the task modules, the engine, the tour and the command line call as F.NAME.
-CALLED_AS_F = ["save", "read_metrics_csv", "plot_curves", "plot_compare", "ema", "plot_image_grid", "confusion_matrix",
-               "plot_confusion", "plot_latent_map", "plot_attention", "plot_text", "draw_boxes", "plot_detections",
-               "plot_anchors", "plot_pr_curves"]
+CALLED_AS_F = [
+    "save",
+    "read_metrics_csv",
+    "plot_curves",
+    "plot_compare",
+    "ema",
+    "plot_image_grid",
+    "confusion_matrix",
+    "plot_confusion",
+    "plot_latent_map",
+    "plot_attention",
+    "plot_text",
+    "draw_boxes",
+    "plot_detections",
+    "plot_anchors",
+    "plot_pr_curves",
+]
 
 
 def test_every_figure_used_today_is_reachable_from_the_package():

@@ -13,8 +13,17 @@ class _Data:
     num_classes = 10
 
 
-@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1}, {"mixup_alpha": 0.2}, {"cutmix_alpha": 1.0},
-                                     {"input_noise": 0.05}, {"weight_noise": 0.01}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"label_smoothing": 0.1},
+        {"mixup_alpha": 0.2},
+        {"cutmix_alpha": 1.0},
+        {"input_noise": 0.05},
+        {"weight_noise": 0.01},
+    ],
+)
 def test_overfits_one_batch(options):
     torch.manual_seed(0)
     x, y = torch.rand(32, 1, 8, 8), torch.arange(32) % 10
@@ -23,7 +32,7 @@ def test_overfits_one_batch(options):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
         opt.zero_grad()
-        xb, target = (task.mixer(x, y) if task.mixer is not None else (x, y))
+        xb, target = task.mixer(x, y) if task.mixer is not None else (x, y)
         if task.input_noise is not None:
             xb = task.input_noise(xb)
         loss = task.loss(model(xb), target)
@@ -42,7 +51,14 @@ def test_options_are_the_task_class_own_and_checked_there():
 
     # The builder forwards the class's options (the engine sets optim and channels_last later).
     assert list(inspect.signature(classification).parameters) == [
-        "model", "datamodule", "label_smoothing", "mixup_alpha", "cutmix_alpha", "input_noise", "weight_noise"]
+        "model",
+        "datamodule",
+        "label_smoothing",
+        "mixup_alpha",
+        "cutmix_alpha",
+        "input_noise",
+        "weight_noise",
+    ]
     with pytest.raises(ValueError, match="task.label_smoothing must be < 1"):
         classification(model=get_model("mlp", width=8), datamodule=_Data(), label_smoothing=1.0)
     with pytest.raises(ValueError, match="task.mixup_alpha must be >= 0"):
@@ -91,8 +107,14 @@ def test_auxiliary_classifiers_are_trained_through_the_task():
     main = {k: v.detach().clone() for k, v in model.named_parameters() if k.startswith("fc")}
     assert aux and main
     loader = DataLoader(TensorDataset(torch.rand(8, 1, 32, 32), torch.arange(8) % 10), batch_size=8)
-    L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False, accelerator="cpu").fit(task, loader)
+    L.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    ).fit(task, loader)
     params = dict(model.named_parameters())
     assert all(not torch.equal(params[k], v) for k, v in aux.items()), "aux heads got no gradient"
     assert all(not torch.equal(params[k], v) for k, v in main.items())
@@ -102,8 +124,22 @@ def test_vit_run_shows_where_the_class_token_looks(cli, tmp_path):
     from PIL import Image
 
     run = tmp_path / "vit"
-    proc = cli("train", "vit-digits32", "-o", str(run), "--set", "trainer.max_epochs=1", "--set", "model.depth=1",
-               "--set", "model.dim=16", "--set", "model.mlp_dim=16", "--set", "model.num_heads=2")
+    proc = cli(
+        "train",
+        "vit-digits32",
+        "-o",
+        str(run),
+        "--set",
+        "trainer.max_epochs=1",
+        "--set",
+        "model.depth=1",
+        "--set",
+        "model.dim=16",
+        "--set",
+        "model.mlp_dim=16",
+        "--set",
+        "model.num_heads=2",
+    )
     assert proc.returncode == 0, proc.stderr
     figure = run / "figures" / "class_token_attention.png"
     assert figure.exists() and Image.open(figure).size[0] > 200

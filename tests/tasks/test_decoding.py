@@ -29,8 +29,17 @@ class TableModel:
 
     def decode(self, memory, prefix: torch.Tensor) -> torch.Tensor:
         (src,) = memory
-        return torch.stack([torch.stack([self.logits((tuple(src[b].tolist()), tuple(prefix[b, : t + 1].tolist())))
-                                         for t in range(prefix.size(1))]) for b in range(prefix.size(0))])
+        return torch.stack(
+            [
+                torch.stack(
+                    [
+                        self.logits((tuple(src[b].tolist()), tuple(prefix[b, : t + 1].tolist())))
+                        for t in range(prefix.size(1))
+                    ]
+                )
+                for b in range(prefix.size(0))
+            ]
+        )
 
 
 def log_prob(model: TableModel, src: torch.Tensor, tokens: list[int]) -> float:
@@ -104,7 +113,7 @@ def test_outputs_stop_at_eos_and_pad_after():
             assert BOS not in row
             if EOS in row:
                 i = row.index(EOS)
-                assert all(t == PAD for t in row[i + 1:])
+                assert all(t == PAD for t in row[i + 1 :])
             else:
                 assert PAD not in row and len(row) == 6
 

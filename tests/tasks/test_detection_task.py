@@ -7,14 +7,40 @@ from pathlib import Path
 
 import pytest
 
-TINY_DATA = ["--set", "data.image_size=64", "--set", "data.train_size=16", "--set", "data.val_size=4",
-             "--set", "data.test_size=6", "--set", "data.batch_size=4", "--set", "data.eval_batch_size=8",
-             "--set", "data.max_objects=3", "--set", "data.min_size=10", "--set", "data.max_size=28",
-             "--set", "trainer.max_steps=6", "--set", "trainer.log_every_n_steps=2"]
+TINY_DATA = [
+    "--set",
+    "data.image_size=64",
+    "--set",
+    "data.train_size=16",
+    "--set",
+    "data.val_size=4",
+    "--set",
+    "data.test_size=6",
+    "--set",
+    "data.batch_size=4",
+    "--set",
+    "data.eval_batch_size=8",
+    "--set",
+    "data.max_objects=3",
+    "--set",
+    "data.min_size=10",
+    "--set",
+    "data.max_size=28",
+    "--set",
+    "trainer.max_steps=6",
+    "--set",
+    "trainer.log_every_n_steps=2",
+]
 TINY_MODEL = {
     "ssd-shapes": ["--set", "model.widths=[8,16,16,16]", "--set", "model.num_levels=3"],
-    "fasterrcnn-shapes": ["--set", "model.widths=[8,16,16]", "--set", "model.representation=32",
-                          "--set", "model.anchor_sizes=[[12,24,40]]"],
+    "fasterrcnn-shapes": [
+        "--set",
+        "model.widths=[8,16,16]",
+        "--set",
+        "model.representation=32",
+        "--set",
+        "model.anchor_sizes=[[12,24,40]]",
+    ],
 }
 
 
@@ -50,7 +76,10 @@ def test_predict_writes_coco_results_in_each_files_pixels_and_drawn_pngs(ssd_run
     proc = cli("predict", str(ssd_run), *paths, "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(out.read_text())
-    assert rows and {r["image_id"] for r in rows} <= {0, 1}  # one name is not a number: ids are positions  # score threshold 0.01: an untrained SSD finds plenty
+    assert rows and {r["image_id"] for r in rows} <= {
+        0,
+        1,
+    }  # one name is not a number: ids are positions  # score threshold 0.01: an untrained SSD finds plenty
     for r in rows:
         assert set(r) == {"image_id", "category_id", "bbox", "score"} and 1 <= r["category_id"] <= 5
         x, y, w, h = r["bbox"]
@@ -68,15 +97,30 @@ def test_predict_refuses_an_output_that_is_not_json(ssd_run, tmp_path, cli, usag
 
 def test_fasterrcnn_trains_four_step_and_refuses_it_for_ssd(tmp_path, cli, usage_error):
     run = tmp_path / "frcnn"
-    proc = cli("train", "fasterrcnn-shapes", "-o", str(run), "--progress", "none", *TINY_DATA,
-               *TINY_MODEL["fasterrcnn-shapes"], "--set", "task.training_mode=four_step", "--set", "trainer.max_steps=8")
+    proc = cli(
+        "train",
+        "fasterrcnn-shapes",
+        "-o",
+        str(run),
+        "--progress",
+        "none",
+        *TINY_DATA,
+        *TINY_MODEL["fasterrcnn-shapes"],
+        "--set",
+        "task.training_mode=four_step",
+        "--set",
+        "trainer.max_steps=8",
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = (run / "metrics.csv").read_text().splitlines()
     stage_col = metrics[0].split(",").index("stage")
     stages = sorted({float(r.split(",")[stage_col]) for r in metrics[1:] if r.split(",")[stage_col]})
     assert stages == [1.0, 2.0, 3.0, 4.0]
-    usage_error(cli("train", "ssd-shapes", "-o", str(tmp_path / "x"), "--set", "task.training_mode=four_step",
-                    *TINY_DATA), "four_step", "fasterrcnn")
+    usage_error(
+        cli("train", "ssd-shapes", "-o", str(tmp_path / "x"), "--set", "task.training_mode=four_step", *TINY_DATA),
+        "four_step",
+        "fasterrcnn",
+    )
     assert not (tmp_path / "x").exists()
 
 
@@ -87,19 +131,31 @@ def _coco_folder(root: Path, annotations: list[dict], images=((1, "a.png"),)) ->
         (root / split / "images").mkdir(parents=True)
         for _, name in images:
             Image.new("RGB", (48, 40), (200, 30, 30)).save(root / split / "images" / name)
-        (root / split / "annotations.json").write_text(json.dumps({
-            "images": [{"id": i, "file_name": n, "width": 48, "height": 40} for i, n in images],
-            "annotations": annotations, "categories": [{"id": 7, "name": "thing"}]}))
+        (root / split / "annotations.json").write_text(
+            json.dumps(
+                {
+                    "images": [{"id": i, "file_name": n, "width": 48, "height": 40} for i, n in images],
+                    "annotations": annotations,
+                    "categories": [{"id": 7, "name": "thing"}],
+                }
+            )
+        )
     return root
 
 
 def _coco_recipe(tmp_path: Path, root: Path) -> Path:
     recipe = tmp_path / "coco-ssd.yaml"
-    recipe.write_text(json.dumps({  # JSON is YAML
-        "model": {"name": "ssd", "widths": [8, 16, 16, 16], "num_levels": 3},
-        "data": {"name": "coco", "root": str(root), "image_size": 64, "batch_size": 2},
-        "task": {"name": "detection"}, "optim": {"name": "adam", "lr": 0.001},
-        "trainer": {"max_steps": 2}}))
+    recipe.write_text(
+        json.dumps(
+            {  # JSON is YAML
+                "model": {"name": "ssd", "widths": [8, 16, 16, 16], "num_levels": 3},
+                "data": {"name": "coco", "root": str(root), "image_size": 64, "batch_size": 2},
+                "task": {"name": "detection"},
+                "optim": {"name": "adam", "lr": 0.001},
+                "trainer": {"max_steps": 2},
+            }
+        )
+    )
     return recipe
 
 
@@ -126,22 +182,33 @@ def test_a_detector_trains_on_a_coco_folder_exported_from_the_shapes_world(tmp_p
     rows = json.loads(out.read_text())
     built = load_run(tmp_path / "run")
     image = built.datamodule.load_input(tmp_path / "7.png")
-    x, _ = built.datamodule.eval_transform(image, {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
-                                                   "iscrowd": torch.zeros(0, dtype=torch.bool), "image_id": 7})
+    x, _ = built.datamodule.eval_transform(
+        image,
+        {
+            "boxes": torch.zeros(0, 4),
+            "labels": torch.zeros(0, dtype=torch.long),
+            "iscrowd": torch.zeros(0, dtype=torch.bool),
+            "image_id": 7,
+        },
+    )
     assert tuple(x.shape[-2:]) == (64, 64)
     det = built.task.model.eval().detect([x])[0]
     expected = det["boxes"] * torch.tensor([96 / 64, 48 / 64, 96 / 64, 48 / 64])
-    got = torch.tensor([[r["bbox"][0], r["bbox"][1], r["bbox"][0] + r["bbox"][2], r["bbox"][1] + r["bbox"][3]]
-                        for r in rows])
+    got = torch.tensor(
+        [[r["bbox"][0], r["bbox"][1], r["bbox"][0] + r["bbox"][2], r["bbox"][1] + r["bbox"][3]] for r in rows]
+    )
     assert rows and all(r["image_id"] == 7 for r in rows)
     torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-4)
 
 
-@pytest.mark.parametrize("annotation, words", [
-    ({"id": 5, "image_id": 1, "category_id": 7}, ["5", "bbox"]),  # a missing field
-    ({"id": 6, "image_id": 1, "category_id": 7, "bbox": [30, 5, -10, 10]}, ["6"]),  # x2 < x1
-    ({"id": 8, "image_id": 1, "category_id": 7, "bbox": [30, 5, 40, 10]}, ["8"]),  # outside the image
-])
+@pytest.mark.parametrize(
+    "annotation, words",
+    [
+        ({"id": 5, "image_id": 1, "category_id": 7}, ["5", "bbox"]),  # a missing field
+        ({"id": 6, "image_id": 1, "category_id": 7, "bbox": [30, 5, -10, 10]}, ["6"]),  # x2 < x1
+        ({"id": 8, "image_id": 1, "category_id": 7, "bbox": [30, 5, 40, 10]}, ["8"]),  # outside the image
+    ],
+)
 def test_training_on_a_bad_coco_folder_is_refused_in_one_line(tmp_path, cli, usage_error, annotation, words):
     root = _coco_folder(tmp_path / "coco", [annotation])
     proc = cli("train", str(_coco_recipe(tmp_path, root)), "-o", str(tmp_path / "run"))
@@ -156,8 +223,9 @@ def test_a_missing_image_file_is_named(tmp_path, cli, usage_error):
     usage_error(proc, "a.png")
 
 
-FRCNN_TINY = dict(widths=(16, 32, 32), anchor_sizes=[[12, 24, 40]], representation=64, rpn_batch_size=64,
-                  box_batch_size=32)
+FRCNN_TINY = dict(
+    widths=(16, 32, 32), anchor_sizes=[[12, 24, 40]], representation=64, rpn_batch_size=64, box_batch_size=32
+)
 
 
 def _four_step_task(**optim):
@@ -177,8 +245,19 @@ def _tiny_batch(n: int = 2):
     from dlcamp.data import get_dataset
     from dlcamp.data.detection import detection_collate
 
-    dm = get_dataset("shapes", image_size=64, min_objects=1, max_objects=2, min_size=14, max_size=30, clutter=0.0,
-                     train_size=n, val_size=2, test_size=2, scene_seed=3)
+    dm = get_dataset(
+        "shapes",
+        image_size=64,
+        min_objects=1,
+        max_objects=2,
+        min_size=14,
+        max_size=30,
+        clutter=0.0,
+        train_size=n,
+        val_size=2,
+        test_size=2,
+        scene_seed=3,
+    )
     dm.setup()
     return detection_collate([dm.splits["train"][i] for i in range(n)])
 
@@ -186,8 +265,11 @@ def _tiny_batch(n: int = 2):
 def test_four_step_is_four_declared_phases_each_training_only_its_groups():
     model, task = _four_step_task()
     assert [(p.name, p.train, p.fresh_state, p.restart_schedule) for p in task.phases] == [
-        ("rpn_alone", ["rpn_body", "rpn"], True, True), ("detector", ["body", "head"], True, True),
-        ("rpn_shared", ["rpn"], True, True), ("head_shared", ["head"], True, True)]
+        ("rpn_alone", ["rpn_body", "rpn"], True, True),
+        ("detector", ["body", "head"], True, True),
+        ("rpn_shared", ["rpn"], True, True),
+        ("head_shared", ["head"], True, True),
+    ]
     images, targets = _tiny_batch()
     groups = task.param_groups()
     assert set(groups) == {"body", "rpn", "head", "rpn_body"} and groups["rpn_body"] is task.first_body
@@ -195,8 +277,11 @@ def test_four_step_is_four_declared_phases_each_training_only_its_groups():
         task.zero_grad(set_to_none=True)
         task.freeze_for(phase)
         model.loss(images, targets, stage=stage, first_body=task.first_body)["loss"].backward()
-        got = {name for name, m in groups.items()
-               if any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())}
+        got = {
+            name
+            for name, m in groups.items()
+            if any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.parameters())
+        }
         assert got == set(phase.train), (phase.name, got)
     assert not groups["body"].training  # frozen from step 3 on: batch-norm statistics too
 
@@ -220,6 +305,20 @@ def test_four_step_learning_rate_restarts_its_schedule_in_each_phase():
 
 def test_a_phased_schedule_refuses_several_processes_before_writing(tmp_path, cli, usage_error):
     run = tmp_path / "x"
-    usage_error(cli("train", "fasterrcnn-shapes", "-o", str(run), "--set", "task.training_mode=four_step",
-                    "--devices", "2", *TINY_DATA, *TINY_MODEL["fasterrcnn-shapes"]), "phased", "--devices 1")
+    usage_error(
+        cli(
+            "train",
+            "fasterrcnn-shapes",
+            "-o",
+            str(run),
+            "--set",
+            "task.training_mode=four_step",
+            "--devices",
+            "2",
+            *TINY_DATA,
+            *TINY_MODEL["fasterrcnn-shapes"],
+        ),
+        "phased",
+        "--devices 1",
+    )
     assert not run.exists()

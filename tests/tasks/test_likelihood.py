@@ -15,8 +15,18 @@ from dlcamp.recipes import get_recipe
 
 def test_cvae_run_reports_nats_both_elbo_terms_figures_and_samples_on_demand(cli, tmp_path, usage_error):
     run = tmp_path / "cvae"
-    proc = cli("train", "cvae-digits", "-o", str(run), "--set", "trainer.max_epochs=2",
-               "--set", "model.eval_k=20", "--set", "model.hidden=[32]")
+    proc = cli(
+        "train",
+        "cvae-digits",
+        "-o",
+        str(run),
+        "--set",
+        "trainer.max_epochs=2",
+        "--set",
+        "model.eval_k=20",
+        "--set",
+        "model.hidden=[32]",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run / "summary.json").read_text())
     m = summary["metrics"]
@@ -30,7 +40,13 @@ def test_cvae_run_reports_nats_both_elbo_terms_figures_and_samples_on_demand(cli
     for col in ("train/recon", "train/kl", "val/loss", "val/bpd"):
         assert col in header
     figures = {p.name for p in (run / "figures").glob("*.png")}
-    assert {"samples.png", "sample_means.png", "reconstructions.png", "latent_traversal.png", "latent_map.png"} <= figures
+    assert {
+        "samples.png",
+        "sample_means.png",
+        "reconstructions.png",
+        "latent_traversal.png",
+        "latent_map.png",
+    } <= figures
 
     proc = cli("eval", str(run))
     assert proc.returncode == 0, proc.stderr

@@ -18,20 +18,43 @@ def _corpus(tmp_path):
     return root
 
 
-SEQ2SEQ_TINY = ["--set", "data.n_train=256", "--set", "data.n_val=32", "--set", "data.n_test=32",
-                "--set", "trainer.max_epochs=1"]
+SEQ2SEQ_TINY = [
+    "--set",
+    "data.n_train=256",
+    "--set",
+    "data.n_val=32",
+    "--set",
+    "data.n_test=32",
+    "--set",
+    "trainer.max_epochs=1",
+]
 
 
 def test_seq2seq_run_reports_exact_match_by_greedy_and_beam_and_predicts_files(cli, tmp_path, usage_error):
     run = tmp_path / "dates"
-    proc = cli("train", "transformer-dates", "-o", str(run), *SEQ2SEQ_TINY, "--set", "model.d_model=16",
-               "--set", "model.dim_feedforward=32", "--set", "task.beam_size=2")
+    proc = cli(
+        "train",
+        "transformer-dates",
+        "-o",
+        str(run),
+        *SEQ2SEQ_TINY,
+        "--set",
+        "model.d_model=16",
+        "--set",
+        "model.dim_feedforward=32",
+        "--set",
+        "task.beam_size=2",
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads((run / "summary.json").read_text())["metrics"]
     for key in ("loss", "token_acc", "exact_match", "exact_match_beam"):
         assert 0 <= m[f"test/{key}"] < math.inf, key
-    assert m["test/token_acc"] <= 1 and m["test/exact_match"] <= m["test/token_acc"] + 1e-9 or m["test/exact_match"] == 0
-    assert {"examples.png", "cross_attention.png", "self_attention.png"} <= {p.name for p in (run / "figures").glob("*.png")}
+    assert (
+        m["test/token_acc"] <= 1 and m["test/exact_match"] <= m["test/token_acc"] + 1e-9 or m["test/exact_match"] == 0
+    )
+    assert {"examples.png", "cross_attention.png", "self_attention.png"} <= {
+        p.name for p in (run / "figures").glob("*.png")
+    }
     assert "val/exact_match" in (run / "metrics.csv").read_text().splitlines()[0]
 
     proc = cli("eval", str(run))
@@ -55,8 +78,9 @@ def test_seq2seq_run_reports_exact_match_by_greedy_and_beam_and_predicts_files(c
 
 def test_gru_seq2seq_without_attention_has_no_attention_map(cli, tmp_path):
     run = tmp_path / "gru"
-    proc = cli("train", "gru-dates", "-o", str(run), *SEQ2SEQ_TINY, "--set", "model.hidden=16",
-               "--set", "task.beam_size=1")
+    proc = cli(
+        "train", "gru-dates", "-o", str(run), *SEQ2SEQ_TINY, "--set", "model.hidden=16", "--set", "task.beam_size=1"
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads((run / "summary.json").read_text())["metrics"]
     assert "test/exact_match_beam" not in m  # beam_size 1: greedy only
@@ -66,8 +90,18 @@ def test_gru_seq2seq_without_attention_has_no_attention_map(cli, tmp_path):
 
 def test_ngram_is_fitted_by_counting_and_predicts_continuations(cli, tmp_path):
     run = tmp_path / "ngram"
-    proc = cli("train", "ngram-stdlib", "-o", str(run), "--set", f"data.path={_corpus(tmp_path)}",
-               "--set", "data.seq_len=32", "--set", "task.sample_length=40")
+    proc = cli(
+        "train",
+        "ngram-stdlib",
+        "-o",
+        str(run),
+        "--set",
+        f"data.path={_corpus(tmp_path)}",
+        "--set",
+        "data.seq_len=32",
+        "--set",
+        "task.sample_length=40",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["params"] == 0  # counts are buffers, not parameters
@@ -90,9 +124,24 @@ def test_ngram_is_fitted_by_counting_and_predicts_continuations(cli, tmp_path):
 def test_neural_char_lm_trains_and_beats_uniform(cli, tmp_path, core):
     run = tmp_path / core
     recipe = f"{core}-stdlib"
-    proc = cli("train", recipe, "-o", str(run), "--set", f"data.path={_corpus(tmp_path)}", "--set", "data.seq_len=32",
-               "--set", "model.hidden=32", "--set", "trainer.max_steps=60", "--set", "task.sample_length=20",
-               "--set", "data.batch_size=16")
+    proc = cli(
+        "train",
+        recipe,
+        "-o",
+        str(run),
+        "--set",
+        f"data.path={_corpus(tmp_path)}",
+        "--set",
+        "data.seq_len=32",
+        "--set",
+        "model.hidden=32",
+        "--set",
+        "trainer.max_steps=60",
+        "--set",
+        "task.sample_length=20",
+        "--set",
+        "data.batch_size=16",
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads((run / "summary.json").read_text())["metrics"]
     vocab = len(set((tmp_path / "corpus" / "mod0.py").read_text())) + 4
@@ -104,9 +153,24 @@ def test_neural_char_lm_trains_and_beats_uniform(cli, tmp_path, core):
 
 def test_reber_classification_reports_accuracy_by_length(cli, tmp_path):
     run = tmp_path / "reber"
-    proc = cli("train", "lstm-reber", "-o", str(run), "--set", "data.n_train=64", "--set", "data.n_val=16",
-               "--set", "data.n_test=32", "--set", "data.min_length=5", "--set", "data.max_length=9",
-               "--set", "trainer.max_epochs=1")
+    proc = cli(
+        "train",
+        "lstm-reber",
+        "-o",
+        str(run),
+        "--set",
+        "data.n_train=64",
+        "--set",
+        "data.n_val=16",
+        "--set",
+        "data.n_test=32",
+        "--set",
+        "data.min_length=5",
+        "--set",
+        "data.max_length=9",
+        "--set",
+        "trainer.max_epochs=1",
+    )
     assert proc.returncode == 0, proc.stderr
     m = json.loads((run / "summary.json").read_text())["metrics"]
     assert 0 <= m["test/acc"] <= 1
@@ -121,8 +185,12 @@ def test_reber_classification_reports_accuracy_by_length(cli, tmp_path):
 
 
 def test_task_and_data_mismatch_is_a_usage_error(cli, tmp_path, usage_error):
-    usage_error(cli("train", "lstm-stdlib", "-o", str(tmp_path / "a"), "--set", "data={name: digits}"),
-                 "char_lm", "vocab_size", "digits")
+    usage_error(
+        cli("train", "lstm-stdlib", "-o", str(tmp_path / "a"), "--set", "data={name: digits}"),
+        "char_lm",
+        "vocab_size",
+        "digits",
+    )
     usage_error(cli("train", "transformer-dates", "-o", str(tmp_path / "b"), "--set", "task.beam_size=0"), "beam_size")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -174,9 +242,19 @@ def test_builders_forward_the_task_options_and_the_engine_sets_optim():
     from dlcamp.tasks.sequence import language_model, seq2seq
 
     assert list(inspect.signature(language_model).parameters) == [
-        "model", "datamodule", "sample_temperatures", "sample_length", "prompt"]
+        "model",
+        "datamodule",
+        "sample_temperatures",
+        "sample_length",
+        "prompt",
+    ]
     assert list(inspect.signature(seq2seq).parameters) == [
-        "model", "datamodule", "label_smoothing", "beam_size", "length_penalty"]
+        "model",
+        "datamodule",
+        "label_smoothing",
+        "beam_size",
+        "length_penalty",
+    ]
     with pytest.raises(ValueError, match="task.sample_temperatures must be > 0"):
         language_model(model=get_model("ngram", vocab_size=7), datamodule=_text_data(), sample_temperatures=[0])
     task = language_model(model=get_model("ngram", vocab_size=7), datamodule=_text_data(), sample_length=5)

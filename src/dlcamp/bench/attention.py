@@ -62,9 +62,7 @@ def attention(
     torch.manual_seed(0)
     theirs = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True).to(target).eval()
     modules = {
-        path: MultiheadAttention(embed_dim, num_heads, batch_first=True, fast_path=path == "fused")
-        .to(target)
-        .eval()
+        path: MultiheadAttention(embed_dim, num_heads, batch_first=True, fast_path=path == "fused").to(target).eval()
         for path in PATHS
     }
     for ours in modules.values():
@@ -154,7 +152,11 @@ def _max_grad_difference(ours_step, theirs_step, ours: nn.Module, theirs: nn.Mod
 
 
 def _time_both(
-    ours_step: Callable[[], Tensor], theirs_step: Callable[[], Tensor], device: torch.device, *, repeats: int,
+    ours_step: Callable[[], Tensor],
+    theirs_step: Callable[[], Tensor],
+    device: torch.device,
+    *,
+    repeats: int,
     warmup: int,
 ) -> tuple[float, float]:
     """Median time in ms of ours and of torch's, timed alternately."""

@@ -89,8 +89,9 @@ def resnet50(
         modes = [mode.strip() for mode in modes.split(",")]
     modes = list(DEFAULT_MODES) if modes is None else list(modes)
     target = _resolve_device(device)
-    _check_settings(batch_size=batch_size, image_size=image_size, steps=steps, warmup=warmup, modes=modes,
-                    dtype=dtype, model=model)
+    _check_settings(
+        batch_size=batch_size, image_size=image_size, steps=steps, warmup=warmup, modes=modes, dtype=dtype, model=model
+    )
     autocast_dtype = None if dtype == "float32" else DTYPES[dtype]
 
     import torchvision
@@ -105,9 +106,18 @@ def resnet50(
 
     rows, step_times_ms = [], {}
     for mode in modes:
-        row, times = _measure_mode(mode, ours, reference, images, labels, device=target,
-                                   autocast_dtype=autocast_dtype, steps=steps, warmup=warmup,
-                                   tolerances=TOLERANCES[dtype])
+        row, times = _measure_mode(
+            mode,
+            ours,
+            reference,
+            images,
+            labels,
+            device=target,
+            autocast_dtype=autocast_dtype,
+            steps=steps,
+            warmup=warmup,
+            tolerances=TOLERANCES[dtype],
+        )
         rows.append(row)
         step_times_ms[mode] = {name: [round(t * 1e3, 1) for t in ts] for name, ts in times.items()}
     machine = describe_machine(target)
@@ -166,8 +176,10 @@ def _measure_mode(
     memory_format = torch.channels_last if "channels_last" in parts else torch.contiguous_format
     images = images.to(device).contiguous(memory_format=memory_format)
     labels = labels.to(device)
-    contenders = {"ours": _contender(ours, device, memory_format, compiled),
-                  "torchvision": _contender(reference, device, memory_format, compiled)}
+    contenders = {
+        "ours": _contender(ours, device, memory_format, compiled),
+        "torchvision": _contender(reference, device, memory_format, compiled),
+    }
 
     times: dict[str, list[float]] = {name: [] for name in contenders}
     first_loss: dict[str, float] = {}
@@ -208,19 +220,24 @@ def _measure_mode(
     return row, times
 
 
-def _contender(base: nn.Module, device: torch.device, memory_format: torch.memory_format,
-               compiled: bool) -> _Contender:
+def _contender(base: nn.Module, device: torch.device, memory_format: torch.memory_format, compiled: bool) -> _Contender:
     """A fresh copy of ``base`` in training mode, on ``device``, with its own optimizer."""
     module = copy.deepcopy(base).to(device, memory_format=memory_format).train()
     optimizer = torch.optim.SGD(module.parameters(), **SGD_SETTINGS)
     return _Contender(module, torch.compile(module) if compiled else module, optimizer)
 
 
-def _timed_step(contender: _Contender, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-                autocast_dtype: torch.dtype | None) -> tuple[float, torch.Tensor]:
+def _timed_step(
+    contender: _Contender,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None,
+) -> tuple[float, torch.Tensor]:
     """One training step; its wall time in seconds (the device synchronised on both ends) and its loss."""
-    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else contextlib.nullcontext()
+    )
     synchronize(device)
     start = time.perf_counter()
     with autocast:
@@ -279,12 +296,17 @@ def _resolve_device(device: str) -> torch.device:
     return target
 
 
-def _check_settings(*, batch_size: int, image_size: int, steps: int, warmup: int, modes: list[str], dtype: str,
-                    model: str) -> None:
+def _check_settings(
+    *, batch_size: int, image_size: int, steps: int, warmup: int, modes: list[str], dtype: str, model: str
+) -> None:
     """Fail on a bad setting before building or timing anything."""
     # Batch norm in training mode needs two values per channel, and the last stage of a 32x32 image is 1x1.
-    for name, value, least in (("batch_size", batch_size, 2), ("image_size", image_size, 32), ("steps", steps, 1),
-                               ("warmup", warmup, 0)):
+    for name, value, least in (
+        ("batch_size", batch_size, 2),
+        ("image_size", image_size, 32),
+        ("steps", steps, 1),
+        ("warmup", warmup, 0),
+    ):
         if not isinstance(value, int) or value < least:
             raise UsageError(f"{name} must be an integer >= {least}, got {value!r}")
     unknown = [mode for mode in modes if mode not in MODES]
@@ -295,8 +317,9 @@ def _check_settings(*, batch_size: int, image_size: int, steps: int, warmup: int
     if dtype not in DTYPES:
         raise UsageError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if model not in MODELS:
-        raise UsageError(f"model must be one of {', '.join(MODELS)} (ours and torchvision's share their "
-                         f"state dicts), got {model!r}")
+        raise UsageError(
+            f"model must be one of {', '.join(MODELS)} (ours and torchvision's share their state dicts), got {model!r}"
+        )
 
 
 def _settings_text(settings: dict[str, Any]) -> str:

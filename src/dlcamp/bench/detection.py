@@ -98,9 +98,15 @@ def _agrees(saved: Any, wanted: Any) -> bool:
 
 
 @register_benchmark("detection")
-def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str] | None = None,
-              fps_images: int = 50, fps_rounds: int = 3, out: str | None = None, reuse: bool = False
-              ) -> dict[str, Any]:
+def detection(
+    *,
+    variants: Sequence[str] | None = None,
+    overrides: Sequence[str] | None = None,
+    fps_images: int = 50,
+    fps_rounds: int = 3,
+    out: str | None = None,
+    reuse: bool = False,
+) -> dict[str, Any]:
     """SSD vs Faster R-CNN on the shapes world (mAP, batch-1 CPU FPS) and the ablations, one row each."""
     from dlcamp import ops
     from dlcamp.data import get_dataset
@@ -121,24 +127,31 @@ def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str]
         base = cfgs[next(v for v in names if v.startswith("fasterrcnn"))]
         dm = get_dataset(base["data"]["name"], **{k: x for k, x in base["data"].items() if k != "name"})
         test_wh = box_shapes(dm, "test")
-        hand = anchor_shapes(base["model"].get("anchor_sizes", [[16, 32, 64]])[0],
-                             base["model"].get("aspect_ratios", [0.5, 1.0, 2.0]))
+        hand = anchor_shapes(
+            base["model"].get("anchor_sizes", [[16, 32, 64]])[0], base["model"].get("aspect_ratios", [0.5, 1.0, 2.0])
+        )
         anchor_iou["hand-set"] = float(ops.best_anchor_iou(test_wh, hand).mean())
         if "fasterrcnn-kmeans" in names:
             fitted = ops.kmeans_anchors(box_shapes(dm, "train"), len(hand), seed=0)
-            cfgs["fasterrcnn-kmeans"]["model"]["anchor_wh"] = [[[round(float(w), 2), round(float(h), 2)]
-                                                                for w, h in fitted]]
+            cfgs["fasterrcnn-kmeans"]["model"]["anchor_wh"] = [
+                [[round(float(w), 2), round(float(h), 2)] for w, h in fitted]
+            ]
             anchor_iou["k-means"] = float(ops.best_anchor_iou(test_wh, fitted).mean())
 
     summaries, built = {}, {}
     for v in names:
         if reuse and (root / v / "summary.json").exists():  # trained by an earlier run of this benchmark
             saved = yaml.safe_load((root / v / "config.yaml").read_text())
-            differ = [k for k in ("model", "data", "task", "optim", "trainer", "seed")
-                      if not _agrees(saved.get(k), cfgs[v][k])]
+            differ = [
+                k
+                for k in ("model", "data", "task", "optim", "trainer", "seed")
+                if not _agrees(saved.get(k), cfgs[v][k])
+            ]
             if differ:
-                raise UsageError(f"reuse: {root / v} was trained with other {', '.join(differ)} settings; "
-                                 "use another out= or reuse=false")
+                raise UsageError(
+                    f"reuse: {root / v} was trained with other {', '.join(differ)} settings; "
+                    "use another out= or reuse=false"
+                )
             summaries[v] = json.loads((root / v / "summary.json").read_text())
         else:
             summaries[v] = train(cfgs[v], root / v, progress="none")
@@ -151,10 +164,17 @@ def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str]
         cfg, summary = cfgs[v], summaries[v]
         assert summary is not None
         m = summary["metrics"]
-        row: dict[str, Any] = {"variant": v, "detector": cfg["model"]["name"], "what": VARIANTS[v][2],
-                               "test mAP@0.5": m["test/map_50"], "test mAP@[.5:.95]": m["test/map"],
-                               "FPS (batch 1, CPU)": fps[v], "params": summary["params"],
-                               "train s": summary["train_seconds"], "steps": summary["steps"]}
+        row: dict[str, Any] = {
+            "variant": v,
+            "detector": cfg["model"]["name"],
+            "what": VARIANTS[v][2],
+            "test mAP@0.5": m["test/map_50"],
+            "test mAP@[.5:.95]": m["test/map"],
+            "FPS (batch 1, CPU)": fps[v],
+            "params": summary["params"],
+            "train s": summary["train_seconds"],
+            "steps": summary["steps"],
+        }
         if v.startswith("fasterrcnn"):
             row["mean best-anchor IoU"] = anchor_iou["k-means" if v.endswith("kmeans") else "hand-set"]
         row["ours vs pycocotools"] = m["test/ours_vs_pycocotools"]
@@ -162,10 +182,18 @@ def detection(*, variants: Sequence[str] | None = None, overrides: Sequence[str]
         if v in ("ssd", "fasterrcnn"):
             met = all(m[k] >= goal for k, goal in GOALS.items()) and summary["train_seconds"] <= 1200
             ok &= met
-            notes.append(f"{v}: goal mAP@0.5 >= 0.90, mAP@[.5:.95] >= 0.60 within 1200 s: {m['test/map_50']:.3f}, "
-                         f"{m['test/map']:.3f} in {summary['train_seconds']:.0f} s -> {'PASS' if met else 'FAIL'}")
+            notes.append(
+                f"{v}: goal mAP@0.5 >= 0.90, mAP@[.5:.95] >= 0.60 within 1200 s: {m['test/map_50']:.3f}, "
+                f"{m['test/map']:.3f} in {summary['train_seconds']:.0f} s -> {'PASS' if met else 'FAIL'}"
+            )
     if "fasterrcnn-kmeans" in cfgs:
         notes.append(f"k-means anchors (w, h): {cfgs['fasterrcnn-kmeans']['model']['anchor_wh'][0]}")
-    return {"title": "detection on the shapes world (test split: scenes of another seed), seed 0",
-            "rows": rows, "ok": ok, "notes": notes, "run_root": str(root), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
+    return {
+        "title": "detection on the shapes world (test split: scenes of another seed), seed 0",
+        "rows": rows,
+        "ok": ok,
+        "notes": notes,
+        "run_root": str(root),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }

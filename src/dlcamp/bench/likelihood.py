@@ -38,6 +38,7 @@ def _references(built) -> list[dict[str, Any]]:
     """Closed-form rows on the same test images as the trained models."""
     dm = built.datamodule
     dm.setup("test")
+
     def raw(split: str) -> torch.Tensor:  # grey levels, before the binarizing draw
         base = dm.splits[split].base
         return torch.stack([base[i][0] for i in range(len(base))]).double()
@@ -48,8 +49,10 @@ def _references(built) -> list[dict[str, Any]]:
     n = len(intensities)
     p = ((intensities.double().mean(0) * n + 1) / (n + 2)).clamp(1e-6, 1 - 1e-6)
     mle = -(test_x * p.log() + (1 - test_x) * (1 - p).log()).flatten(1).sum(1).mean().item()
-    rows = [{"model": "reference: coin flips (every pixel 1/2)", "test NLL (nats)": d * math.log(2)},
-            {"model": "reference: independent Bernoulli, closed-form MLE", "test NLL (nats)": mle}]
+    rows = [
+        {"model": "reference: coin flips (every pixel 1/2)", "test NLL (nats)": d * math.log(2)},
+        {"model": "reference: independent Bernoulli, closed-form MLE", "test NLL (nats)": mle},
+    ]
     q = test_grey.clamp(1e-12, 1 - 1e-12)
     entropy = -(q * q.log() + (1 - q) * (1 - q).log()).flatten(1).sum(1).mean().item()
     rows.append({"model": "reference: oracle floor (knows each test image's grey levels)", "test NLL (nats)": entropy})
@@ -59,8 +62,9 @@ def _references(built) -> list[dict[str, Any]]:
 
 
 @register_benchmark("likelihood")
-def likelihood(*, recipes: list[str] | None = None, overrides: list[str] | None = None,
-               out: str | None = None) -> dict[str, Any]:
+def likelihood(
+    *, recipes: list[str] | None = None, overrides: list[str] | None = None, out: str | None = None
+) -> dict[str, Any]:
     """Baseline, NADE, PixelCNN, PixelRNN and VAE (IWAE k=500) on binarized digits: test NLL in nats, one table."""
     from dlcamp.engine.run import build, load_run, resolve, train
     from dlcamp.recipes import get_recipe
@@ -74,9 +78,14 @@ def likelihood(*, recipes: list[str] | None = None, overrides: list[str] | None 
         summary = train(cfg, root / name, progress="none")
         assert summary is not None
         m = summary["metrics"]
-        row = {"model": f"{cfg['model']['name']} ({name})", "test NLL (nats)": m["test/nll_nats"],
-               "bits/dim": m["test/bpd"], "train s": summary["train_seconds"], "epochs": summary["epochs"],
-               "params": summary["params"]}
+        row = {
+            "model": f"{cfg['model']['name']} ({name})",
+            "test NLL (nats)": m["test/nll_nats"],
+            "bits/dim": m["test/bpd"],
+            "train s": summary["train_seconds"],
+            "epochs": summary["epochs"],
+            "params": summary["params"],
+        }
         rows.append(row)
         within = summary["train_seconds"] <= BUDGET_SECONDS
         ok &= within
@@ -86,8 +95,10 @@ def likelihood(*, recipes: list[str] | None = None, overrides: list[str] | None 
 
             met = OPS[exp["op"]](m[exp["metric"]], exp["value"])
             ok &= met
-            notes.append(f"{name}: expect {exp['metric']} {exp['op']} {exp['value']}: {m[exp['metric']]:.3f} "
-                         f"in {summary['train_seconds']:.0f} s -> {'PASS' if met and within else 'FAIL'}")
+            notes.append(
+                f"{name}: expect {exp['metric']} {exp['op']} {exp['value']}: {m[exp['metric']]:.3f} "
+                f"in {summary['train_seconds']:.0f} s -> {'PASS' if met and within else 'FAIL'}"
+            )
         if "test/elbo_nats" in m:  # the VAE's bounds on the same images
             built = load_run(root / name)
             model = built.task.model
@@ -96,11 +107,26 @@ def likelihood(*, recipes: list[str] | None = None, overrides: list[str] | None 
             cond = y_all if model.conditional else None
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                rows.append({"model": "  its negative ELBO (recon + KL)", "test NLL (nats)": m["test/elbo_nats"],
-                             "bits/dim": m["test/elbo_nats"] / (model.num_dims * math.log(2))})
+                rows.append(
+                    {
+                        "model": "  its negative ELBO (recon + KL)",
+                        "test NLL (nats)": m["test/elbo_nats"],
+                        "bits/dim": m["test/elbo_nats"] / (model.num_dims * math.log(2)),
+                    }
+                )
                 for k in IWAE_KS:
                     nll = -model.iwae(x_all, k, cond).mean().item()
-                    rows.append({"model": f"  its IWAE bound, k={k}", "test NLL (nats)": nll,
-                                 "bits/dim": nll / (model.num_dims * math.log(2))})
-    return {"title": "likelihood models on dynamically binarized digits (8x8, 360 test images)", "rows": rows,
-            "ok": bool(ok), "notes": notes, "run_root": str(root)}
+                    rows.append(
+                        {
+                            "model": f"  its IWAE bound, k={k}",
+                            "test NLL (nats)": nll,
+                            "bits/dim": nll / (model.num_dims * math.log(2)),
+                        }
+                    )
+    return {
+        "title": "likelihood models on dynamically binarized digits (8x8, 360 test images)",
+        "rows": rows,
+        "ok": bool(ok),
+        "notes": notes,
+        "run_root": str(root),
+    }

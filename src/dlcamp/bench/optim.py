@@ -134,4 +134,3 @@ def _time_step(optimizer: torch.optim.Optimizer, device: torch.device) -> float:
     optimizer.step()
     synchronize(device)
     return (time.perf_counter() - start) * 1e3
-

@@ -20,8 +20,9 @@ def _spread(values: list[float]) -> float:
 
 
 @register_benchmark("recipe")
-def recipe(*, recipe: str, seeds: int | None = None, overrides: list[str] | None = None,
-           out: str | None = None) -> dict[str, Any]:
+def recipe(
+    *, recipe: str, seeds: int | None = None, overrides: list[str] | None = None, out: str | None = None
+) -> dict[str, Any]:
     """Rerun a recipe over seeds, check its expect block, and run its reference baselines beside it."""
     from dlcamp.bench.references import get_reference
     from dlcamp.engine.run import resolve, train
@@ -41,25 +42,53 @@ def recipe(*, recipe: str, seeds: int | None = None, overrides: list[str] | None
         assert summary is not None
         values.append(summary["metrics"][metric])
         seconds.append(summary["train_seconds"])
-        rows.append({"what": base["name"], "seed": seed, metric: values[-1], "train_seconds": seconds[-1],
-                     "params": summary["params"]})
+        rows.append(
+            {
+                "what": base["name"],
+                "seed": seed,
+                metric: values[-1],
+                "train_seconds": seconds[-1],
+                "params": summary["params"],
+            }
+        )
     mean, mean_s = statistics.fmean(values), statistics.fmean(seconds)
     met = OPS[expect["op"]](mean, expect["value"])
     in_budget = expect["within_seconds"] is None or mean_s <= expect["within_seconds"]
-    rows.append({"what": f"{base['name']} mean ± sd", "seed": f"{n} seeds",
-                 metric: f"{mean:.4f} ± {_spread(values):.4f}", "train_seconds": f"{mean_s:.1f} ± {_spread(seconds):.1f}",
-                 "params": rows[0]["params"]})
+    rows.append(
+        {
+            "what": f"{base['name']} mean ± sd",
+            "seed": f"{n} seeds",
+            metric: f"{mean:.4f} ± {_spread(values):.4f}",
+            "train_seconds": f"{mean_s:.1f} ± {_spread(seconds):.1f}",
+            "params": rows[0]["params"],
+        }
+    )
     for ref in expect.get("references", []):
         ref_values, ref_seconds = [], []
         for seed in range(n):
             r = get_reference(ref)(seed=seed)
             ref_values.append(r[metric])
             ref_seconds.append(r["train_seconds"])
-        rows.append({"what": f"reference: {ref}", "seed": f"{n} seeds",
-                     metric: f"{statistics.fmean(ref_values):.4f} ± {_spread(ref_values):.4f}",
-                     "train_seconds": f"{statistics.fmean(ref_seconds):.1f} ± {_spread(ref_seconds):.1f}", "params": ""})
+        rows.append(
+            {
+                "what": f"reference: {ref}",
+                "seed": f"{n} seeds",
+                metric: f"{statistics.fmean(ref_values):.4f} ± {_spread(ref_values):.4f}",
+                "train_seconds": f"{statistics.fmean(ref_seconds):.1f} ± {_spread(ref_seconds):.1f}",
+                "params": "",
+            }
+        )
     budget = f" within {expect['within_seconds']} s" if expect["within_seconds"] is not None else ""
-    verdict = (f"expect {metric} {expect['op']} {expect['value']}{budget} on {expect['hardware']}: "
-               f"mean {mean:.4f} in {mean_s:.1f} s -> {'PASS' if met and in_budget else 'FAIL'}")
-    return {"title": f"recipe {base['name']}", "rows": rows, "ok": bool(met and in_budget), "notes": [verdict],
-            "mean": mean, "train_seconds": mean_s, "run_root": str(root)}
+    verdict = (
+        f"expect {metric} {expect['op']} {expect['value']}{budget} on {expect['hardware']}: "
+        f"mean {mean:.4f} in {mean_s:.1f} s -> {'PASS' if met and in_budget else 'FAIL'}"
+    )
+    return {
+        "title": f"recipe {base['name']}",
+        "rows": rows,
+        "ok": bool(met and in_budget),
+        "notes": [verdict],
+        "mean": mean,
+        "train_seconds": mean_s,
+        "run_root": str(root),
+    }

@@ -35,8 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train a recipe into a run directory")
     s.add_argument("recipe", help="a registered recipe name or a YAML path")
     s.add_argument("-o", "--output", type=Path, help="run directory (default runs/RECIPE-TIMESTAMP)")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe field, e.g. --set optim.lr=0.01 (repeatable)")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe field, e.g. --set optim.lr=0.01 (repeatable)",
+    )
     s.add_argument("--resume", action="store_true", help="continue the run in -o from its last checkpoint")
     s.add_argument("--devices", type=int, help="processes/GPUs (>1 runs DDP); same as --set trainer.devices=N")
     s.add_argument("--progress", choices=("auto", "rich", "plain", "none"), default="auto")
@@ -55,23 +61,42 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=64, help="how many samples (default 64)")
     s.add_argument("-o", "--output", type=Path, default=Path("samples.png"), help="PNG grid (default samples.png)")
     s.add_argument("--seed", type=int, default=0, help="random seed of the draw (default 0)")
-    s.add_argument("--condition", metavar="CLASS[,CLASS...]",
-                   help="class(es) for a conditional model, cycled over the n samples (default: every class in turn)")
+    s.add_argument(
+        "--condition",
+        metavar="CLASS[,CLASS...]",
+        help="class(es) for a conditional model, cycled over the n samples (default: every class in turn)",
+    )
 
     s = sub.add_parser("params", help="per-layer output shape, parameters and multiply-adds of a model")
     s.add_argument("model", nargs="?", help="a registered model (or use --compare)")
-    s.add_argument("--compare", nargs="+", metavar="NAME",
-                   help="side by side: toy configurations (conv5x5, conv3x3x2, bottleneck, ...) or models")
+    s.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="NAME",
+        help="side by side: toy configurations (conv5x5, conv3x3x2, bottleneck, ...) or models",
+    )
     s.add_argument("--input", help="input shape CxHxW (default: the model's own)")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a builder argument, e.g. --set depth=3")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a builder argument, e.g. --set depth=3",
+    )
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     s = sub.add_parser("tour", help="train one quick recipe per family on embedded data and write one report")
     s.add_argument("--quick", action="store_true", help="shorter budgets (for a smoke run)")
     s.add_argument("-o", "--output", type=Path, default=Path("runs/tour"))
-    s.add_argument("--only", "--sections", dest="only", action="append", metavar="SECTION[,SECTION]",
-                   help="only these sections, e.g. --only mlp,cnn (default: all; `dlcamp list sections`)")
+    s.add_argument(
+        "--only",
+        "--sections",
+        dest="only",
+        action="append",
+        metavar="SECTION[,SECTION]",
+        help="only these sections, e.g. --only mlp,cnn (default: all; `dlcamp list sections`)",
+    )
 
     s = sub.add_parser("data", help="dataset tools: `data export NAME -o DIR` writes a generated dataset to disk")
     s.add_argument("action", choices=("export",), help="export: write a generated dataset in its standard format")
@@ -79,8 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", type=Path, required=True, help="folder that receives one sub-folder per split")
     s.add_argument("--split", default="all", choices=("train", "val", "test", "all"), help="which split (default all)")
     s.add_argument("-n", type=int, help="at most this many items per split (default: the split's size)")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="a knob of the dataset builder, e.g. --set image_size=64 (repeatable)")
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a knob of the dataset builder, e.g. --set image_size=64 (repeatable)",
+    )
 
     s = sub.add_parser("bench", help="a benchmark, measured against its reference in the same run")
     s.add_argument("name", help="a benchmark name (`dlcamp list benchmarks`) or recipe:NAME")
@@ -111,10 +142,16 @@ def cmd_list(args) -> int:
     from dlcamp.tasks import list_tasks
     from dlcamp.tour import list_sections
 
-    tables = {"models": list_models, "datasets": list_datasets, "recipes": list_recipes,
-              "optimizers": list_optimizers, "tasks": list_tasks, "benchmarks": list_benchmarks,
-              "sections": list_sections}
-    for what in (LISTABLE if args.what == "all" else (args.what,)):
+    tables = {
+        "models": list_models,
+        "datasets": list_datasets,
+        "recipes": list_recipes,
+        "optimizers": list_optimizers,
+        "tasks": list_tasks,
+        "benchmarks": list_benchmarks,
+        "sections": list_sections,
+    }
+    for what in LISTABLE if args.what == "all" else (args.what,):
         if args.what == "all":
             print(f"{what}:")
         entries = tables[what]()
@@ -141,8 +178,9 @@ def cmd_train(args) -> int:
         cfg = resolve(saved, overrides)
     else:
         cfg = resolve(get_recipe(args.recipe), overrides)
-    run_dir = args.output or Path(os.environ.get("DLCAMP_RUN_DIR") or
-                                  f"runs/{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = args.output or Path(
+        os.environ.get("DLCAMP_RUN_DIR") or f"runs/{cfg['name']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
     os.environ["DLCAMP_RUN_DIR"] = str(run_dir)  # DDP processes re-run this command: same directory
     summary = train(cfg, run_dir, resume=args.resume, progress=args.progress)
     if summary is not None:
@@ -187,24 +225,32 @@ def cmd_sample(args) -> int:
     built = load_run(args.run_dir)
     task = built.task
     if not isinstance(task, ImageSampler):
-        raise UsageError(f"{str(args.run_dir)!r} is a {built.cfg['task']['name']!r} run; "
-                         "`dlcamp sample` needs a generative model (task: likelihood)")
+        raise UsageError(
+            f"{str(args.run_dir)!r} is a {built.cfg['task']['name']!r} run; "
+            "`dlcamp sample` needs a generative model (task: likelihood)"
+        )
     condition = None
     if args.condition is not None:
         if not task.conditional:
-            raise UsageError(f"--condition: the model of {str(args.run_dir)!r} ({built.cfg['model']['name']}) is not conditional")
+            raise UsageError(
+                f"--condition: the model of {str(args.run_dir)!r} ({built.cfg['model']['name']}) is not conditional"
+            )
         names = task.class_names
         try:
             classes = [int(c) if c.strip().isdigit() else names.index(c.strip()) for c in args.condition.split(",")]
         except ValueError:
-            raise UsageError(f"--condition takes class indices or names ({', '.join(names)}), got {args.condition!r}") from None
+            raise UsageError(
+                f"--condition takes class indices or names ({', '.join(names)}), got {args.condition!r}"
+            ) from None
         if any(not 0 <= c < len(names) for c in classes):
             raise UsageError(f"--condition classes must be in 0..{len(names) - 1}, got {args.condition!r}")
         condition = torch.tensor(classes)[torch.arange(args.n) % len(classes)]
     torch.manual_seed(args.seed)
     images, titles = task.sample_images(args.n, condition)
-    F.save(F.plot_image_grid(images, titles, suptitle=f"{args.n} samples, {built.cfg['model']['name']}, seed {args.seed}"),
-           args.output)
+    F.save(
+        F.plot_image_grid(images, titles, suptitle=f"{args.n} samples, {built.cfg['model']['name']}, seed {args.seed}"),
+        args.output,
+    )
     print(f"{args.n} samples -> {args.output}")
     return 0
 
@@ -309,9 +355,17 @@ def exportable_datasets() -> list[str]:
     return names
 
 
-COMMANDS = {"list": cmd_list, "train": cmd_train, "eval": cmd_eval, "predict": cmd_predict, "sample": cmd_sample,
-            "params": cmd_params, "tour": cmd_tour, "bench": cmd_bench,
-            "data": cmd_data}
+COMMANDS = {
+    "list": cmd_list,
+    "train": cmd_train,
+    "eval": cmd_eval,
+    "predict": cmd_predict,
+    "sample": cmd_sample,
+    "params": cmd_params,
+    "tour": cmd_tour,
+    "bench": cmd_bench,
+    "data": cmd_data,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -320,15 +374,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except UsageError as e:
         # one line, even when the error crossed a DataLoader worker and gathered a traceback
-        print(f"dlcamp: error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}",
-              file=sys.stderr)
+        print(
+            f"dlcamp: error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", file=sys.stderr
+        )
         return 2
     except TrainingFailed as e:
         print(f"dlcamp: training failed: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("dlcamp: interrupted; the last checkpoint is kept (`dlcamp train RECIPE -o RUN_DIR --resume`)",
-              file=sys.stderr)
+        print(
+            "dlcamp: interrupted; the last checkpoint is kept (`dlcamp train RECIPE -o RUN_DIR --resume`)",
+            file=sys.stderr,
+        )
         return 130
 
 

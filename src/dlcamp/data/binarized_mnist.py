@@ -51,8 +51,11 @@ from dlcamp.errors import DataNotFoundError, UsageError
 from dlcamp.registry import forwards
 
 BINARIZATION = ("static", "dynamic")
-AMAT_FILES = {"train": "binarized_mnist_train.amat", "val": "binarized_mnist_valid.amat",
-              "test": "binarized_mnist_test.amat"}
+AMAT_FILES = {
+    "train": "binarized_mnist_train.amat",
+    "val": "binarized_mnist_valid.amat",
+    "test": "binarized_mnist_test.amat",
+}
 AMAT_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
 PIXELS = 28 * 28
 VAL_SHARE = 6  # val = the last 1/6 of the official training set: 10,000 of MNIST's 60,000
@@ -86,12 +89,16 @@ def _malformed_line(path: Path) -> UsageError:
             if not tokens:
                 continue
             if len(tokens) != PIXELS:
-                return UsageError(f"{path} line {number}: {len(tokens)} values, expected {PIXELS} (28×28 pixels, "
-                                  f"0 or 1); download it again from {AMAT_URL}")
+                return UsageError(
+                    f"{path} line {number}: {len(tokens)} values, expected {PIXELS} (28×28 pixels, "
+                    f"0 or 1); download it again from {AMAT_URL}"
+                )
             bad = next((token for token in tokens if token not in (b"0", b"1")), None)
             if bad is not None:
-                return UsageError(f"{path} line {number}: value {bad.decode(errors='replace')!r} is not 0 or 1; "
-                                  f"download it again from {AMAT_URL}")
+                return UsageError(
+                    f"{path} line {number}: value {bad.decode(errors='replace')!r} is not 0 or 1; "
+                    f"download it again from {AMAT_URL}"
+                )
     return UsageError(f"{path} could not be read as 784 values 0/1 per line; download it again from {AMAT_URL}")
 
 
@@ -113,16 +120,20 @@ def _read_mnist(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, t
         train = datasets.MNIST(str(root), train=True, download=False)
         test = datasets.MNIST(str(root), train=False, download=False)
     except (AssertionError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise UsageError(f"MNIST files under {root} could not be read "
-                         f"({' '.join(str(err).split()) or type(err).__name__}); download them again") from None
+        raise UsageError(
+            f"MNIST files under {root} could not be read "
+            f"({' '.join(str(err).split()) or type(err).__name__}); download them again"
+        ) from None
     return train.data.unsqueeze(1), train.targets.long(), test.data.unsqueeze(1), test.targets.long()
 
 
 def _check_amat(root: Path) -> None:
     for file in AMAT_FILES.values():
         if not (root / file).is_file():
-            raise DataNotFoundError(f"binarized MNIST not found: expected {root / file} — download "
-                                    f"{', '.join(AMAT_FILES.values())} from {AMAT_URL} into {root}/")
+            raise DataNotFoundError(
+                f"binarized MNIST not found: expected {root / file} — download "
+                f"{', '.join(AMAT_FILES.values())} from {AMAT_URL} into {root}/"
+            )
 
 
 # -- data module ----------------------------------------------------------------------------
@@ -130,8 +141,16 @@ class BinarizedMNISTData(DataModule):
     """Binarized MNIST as a data module (see the module docstring for the two binarizations)."""
 
     @forwards(DataModule)
-    def __init__(self, *, root: Path, binarize: str, limit: int | None, batch_size: int | str = 100,
-                 eval_batch_size: int = 500, **loader_args: Any) -> None:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        binarize: str,
+        limit: int | None,
+        batch_size: int | str = 100,
+        eval_batch_size: int = 500,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **loader_args)
         self.root, self.binarize, self.limit = root, binarize, limit
         self.num_classes = 10
@@ -170,8 +189,13 @@ class BinarizedMNISTData(DataModule):
 
 @register_dataset("binarized_mnist")
 @forwards(BinarizedMNISTData)
-def binarized_mnist(*, root: str = "data/mnist", binarize: Literal["static", "dynamic"] = "static",
-                    limit: int | None = None, **loader_args: Any) -> BinarizedMNISTData:
+def binarized_mnist(
+    *,
+    root: str = "data/mnist",
+    binarize: Literal["static", "dynamic"] = "static",
+    limit: int | None = None,
+    **loader_args: Any,
+) -> BinarizedMNISTData:
     """Binarized MNIST (50k/10k/10k, 28×28 in {0,1}): Larochelle's fixed draw, or a fresh draw per epoch."""
     if binarize not in BINARIZATION:
         raise UsageError(f"data.binarize must be one of {', '.join(BINARIZATION)}, got {binarize!r}")

@@ -39,8 +39,14 @@ _KINDS = {  # field kind -> (test, what the message says it must be)
     "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
     "size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
     "str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
-    "bbox": (lambda v: isinstance(v, list) and len(v) == 4
-             and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v), "[x, y, width, height]"),
+    "bbox": (
+        lambda v: (
+            isinstance(v, list)
+            and len(v) == 4
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        ),
+        "[x, y, width, height]",
+    ),
 }
 
 
@@ -85,12 +91,15 @@ def parse_coco(path: Path, images_dir: Path) -> CocoFile:
     """
     data = read_json(path)
     if not isinstance(data, dict):
-        raise UsageError(f"{path} is not a COCO annotation file: expected an object with images, annotations, "
-                         f"categories; got a JSON {type(data).__name__}")
+        raise UsageError(
+            f"{path} is not a COCO annotation file: expected an object with images, annotations, "
+            f"categories; got a JSON {type(data).__name__}"
+        )
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise UsageError(f"{path} has no '{key}' list (a COCO detection file has images, annotations "
-                             f"and categories)")
+            raise UsageError(
+                f"{path} has no '{key}' list (a COCO detection file has images, annotations and categories)"
+            )
     if not images_dir.is_dir():
         raise DataNotFoundError(f"image folder not found: {images_dir} (for the images of {path})")
 
@@ -111,9 +120,13 @@ def parse_coco(path: Path, images_dir: Path) -> CocoFile:
         image_id = _field(img, "id", "int", where)
         if image_id in images:
             raise UsageError(f"{where} appears twice in images")
-        images[image_id] = ImageRecord(path=images_dir / _field(img, "file_name", "str", where), image_id=image_id,
-                                       width=_field(img, "width", "size", where),
-                                       height=_field(img, "height", "size", where), source=str(path))
+        images[image_id] = ImageRecord(
+            path=images_dir / _field(img, "file_name", "str", where),
+            image_id=image_id,
+            width=_field(img, "width", "size", where),
+            height=_field(img, "height", "size", where),
+            source=str(path),
+        )
 
     for i, ann in enumerate(data["annotations"]):
         where = _named(ann, "annotations", i, path)
@@ -124,8 +137,10 @@ def parse_coco(path: Path, images_dir: Path) -> CocoFile:
         if image_id not in images:
             raise UsageError(f"{where}: image_id {image_id} is not among the file's images")
         if category_id not in categories:
-            raise UsageError(f"{where}: category_id {category_id} is not among the file's categories "
-                             f"({', '.join(map(str, sorted(categories)))})")
+            raise UsageError(
+                f"{where}: category_id {category_id} is not among the file's categories "
+                f"({', '.join(map(str, sorted(categories)))})"
+            )
         crowd = ann.get("iscrowd", 0)
         if crowd not in (0, 1):  # True and False compare equal to 1 and 0
             raise UsageError(f"{where}: 'iscrowd' must be 0 or 1, got {crowd!r:.80}")
@@ -140,16 +155,28 @@ def parse_coco(path: Path, images_dir: Path) -> CocoFile:
     return CocoFile(path, sorted(categories.items()), list(images.values()))
 
 
-COCO_DEFAULTS = {"train": ("train/annotations.json", "train/images"), "val": ("val/annotations.json", "val/images"),
-                 "test": ("test/annotations.json", "test/images")}
+COCO_DEFAULTS = {
+    "train": ("train/annotations.json", "train/images"),
+    "val": ("val/annotations.json", "val/images"),
+    "test": ("test/annotations.json", "test/images"),
+}
 
 
 @register_dataset("coco")
 @forwards(DetectionFolderData, drop=FROM_ANNOTATIONS)
-def coco(*, root: str, train_json: str = "train/annotations.json", train_images: str = "train/images",
-         val_json: str = "val/annotations.json", val_images: str = "val/images",
-         test_json: str = "test/annotations.json", test_images: str = "test/images",
-         image_size: int | None = None, augment: list[dict] | None = None, **loader_args: Any) -> DetectionFolderData:
+def coco(
+    *,
+    root: str,
+    train_json: str = "train/annotations.json",
+    train_images: str = "train/images",
+    val_json: str = "val/annotations.json",
+    val_images: str = "val/images",
+    test_json: str = "test/annotations.json",
+    test_images: str = "test/images",
+    image_size: int | None = None,
+    augment: list[dict] | None = None,
+    **loader_args: Any,
+) -> DetectionFolderData:
     """COCO-format detection: root/<split>/annotations.json + root/<split>/images/ (paths settable).
 
     Paths are relative to ``root``. COCO 2017 itself, unpacked in root::
@@ -177,14 +204,21 @@ def coco(*, root: str, train_json: str = "train/annotations.json", train_images:
     categories = files["train"].categories
     for parsed in files.values():
         if parsed.categories != categories:
-            raise UsageError(f"{parsed.path} lists categories {_show_categories(parsed.categories)} but "
-                             f"{files['train'].path} lists {_show_categories(categories)}; every split must agree")
+            raise UsageError(
+                f"{parsed.path} lists categories {_show_categories(parsed.categories)} but "
+                f"{files['train'].path} lists {_show_categories(categories)}; every split must agree"
+            )
     splits = {split: parsed.records for split, parsed in files.items()}
     if missing:
         splits.update(carve_splits(splits["train"], missing, str(files["train"].path)))
-    return DetectionFolderData(splits=splits, class_names=[name for _, name in categories],
-                               category_ids=[cat_id for cat_id, _ in categories], image_size=image_size,
-                               augment=augment, **loader_args)
+    return DetectionFolderData(
+        splits=splits,
+        class_names=[name for _, name in categories],
+        category_ids=[cat_id for cat_id, _ in categories],
+        image_size=image_size,
+        augment=augment,
+        **loader_args,
+    )
 
 
 def _show_categories(categories: list[tuple[int, str]], limit: int = 6) -> str:

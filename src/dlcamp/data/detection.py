@@ -62,8 +62,12 @@ def detection_collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple
 
 def empty_target(image_id: int) -> dict[str, Any]:
     """The target of an image with no objects."""
-    return {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long),
-            "iscrowd": torch.zeros(0, dtype=torch.bool), "image_id": int(image_id)}
+    return {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.long),
+        "iscrowd": torch.zeros(0, dtype=torch.bool),
+        "image_id": int(image_id),
+    }
 
 
 class DetectionData(DataModule):
@@ -102,10 +106,12 @@ class DetectionTransform:
     """
 
     def __init__(self, image_size: int | None, augment: list[dict] | None, *, sanitize: bool = True) -> None:
-        if image_size is not None and (not isinstance(image_size, int) or isinstance(image_size, bool)
-                                       or image_size < 1):
-            raise UsageError(f"data.image_size must be a positive integer or null (keep each image's size), "
-                             f"got {image_size!r}")
+        if image_size is not None and (
+            not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1
+        ):
+            raise UsageError(
+                f"data.image_size must be a positive integer or null (keep each image's size), got {image_size!r}"
+            )
         steps: list[Any] = []
         augmentation = build_augment(augment)
         if augmentation is not None:
@@ -120,14 +126,16 @@ class DetectionTransform:
 
     def __call__(self, image: torch.Tensor, target: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         height, width = image.shape[-2:]
-        boxes = tv_tensors.BoundingBoxes(target["boxes"], format=tv_tensors.BoundingBoxFormat.XYXY,
-                                         canvas_size=(height, width))
+        boxes = tv_tensors.BoundingBoxes(
+            target["boxes"], format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=(height, width)
+        )
         inner = {"boxes": boxes, "labels": target["labels"], "iscrowd": target["iscrowd"]}
         if "masks" in target:  # instance masks Tensor[N, H, W] move (and are dropped) with their boxes
             inner["masks"] = tv_tensors.Mask(target["masks"])
         out_image, out = self.pipeline(tv_tensors.Image(image), inner)
         return out_image.as_subclass(torch.Tensor), {
-            **target, **{key: value.as_subclass(torch.Tensor) for key, value in out.items()},
+            **target,
+            **{key: value.as_subclass(torch.Tensor) for key, value in out.items()},
             "boxes": out["boxes"].as_subclass(torch.Tensor).float(),
         }
 
@@ -135,8 +143,9 @@ class DetectionTransform:
         return f"DetectionTransform({self.pipeline!r})"
 
 
-def detection_transform(image_size: int | None, augment: list[dict] | None, *, sanitize: bool = True
-                        ) -> DetectionTransform:
+def detection_transform(
+    image_size: int | None, augment: list[dict] | None, *, sanitize: bool = True
+) -> DetectionTransform:
     """The ``(image, target)`` transform of a detection split: ``augment`` specs, then a resize.
 
     Train splits take ``detection_transform(image_size, augment)``, evaluation splits
@@ -173,8 +182,10 @@ def check_image_file(path: Path, size: tuple[int, int], listed_in: str) -> None:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UsageError(f"cannot decode image {path}: {' '.join(str(err).split())}") from None
     if found != tuple(size):
-        raise UsageError(f"image {path} is {found[0]}x{found[1]} pixels but {listed_in} gives "
-                         f"{size[0]}x{size[1]}; its boxes would be misplaced")
+        raise UsageError(
+            f"image {path} is {found[0]}x{found[1]} pixels but {listed_in} gives "
+            f"{size[0]}x{size[1]}; its boxes would be misplaced"
+        )
 
 
 @dataclass
@@ -194,9 +205,12 @@ class ImageRecord:
     def target(self) -> dict[str, Any]:
         if not self.boxes:
             return empty_target(self.image_id)
-        return {"boxes": torch.tensor(self.boxes, dtype=torch.float32).reshape(-1, 4),
-                "labels": torch.tensor(self.labels, dtype=torch.long),
-                "iscrowd": torch.tensor(self.iscrowd, dtype=torch.bool), "image_id": self.image_id}
+        return {
+            "boxes": torch.tensor(self.boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(self.labels, dtype=torch.long),
+            "iscrowd": torch.tensor(self.iscrowd, dtype=torch.bool),
+            "image_id": self.image_id,
+        }
 
 
 class DetectionImages(Dataset):
@@ -213,8 +227,7 @@ class DetectionImages(Dataset):
         return load_image(record.path), record.target()
 
 
-def check_box(x1: float, y1: float, x2: float, y2: float, *, width: int, height: int,
-              where: str) -> list[float] | None:
+def check_box(x1: float, y1: float, x2: float, y2: float, *, width: int, height: int, where: str) -> list[float] | None:
     """A box (XYXY pixels) checked against its image: clipped within tolerance, None if degenerate.
 
     Raises ``UsageError`` naming ``where`` for a non-finite value, a negative width or
@@ -224,12 +237,15 @@ def check_box(x1: float, y1: float, x2: float, y2: float, *, width: int, height:
     if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
         raise UsageError(f"{where}: box {[x1, y1, x2, y2]} has a value that is not a finite number")
     if x2 < x1 or y2 < y1:
-        raise UsageError(f"{where}: box (x1, y1, x2, y2) = {[x1, y1, x2, y2]} has negative "
-                         f"{'width' if x2 < x1 else 'height'}")
+        raise UsageError(
+            f"{where}: box (x1, y1, x2, y2) = {[x1, y1, x2, y2]} has negative {'width' if x2 < x1 else 'height'}"
+        )
     t = BOX_TOLERANCE
     if x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
-        raise UsageError(f"{where}: box (x1, y1, x2, y2) = {[x1, y1, x2, y2]} lies outside its "
-                         f"{width}x{height} image (beyond the {t:g}-pixel tolerance)")
+        raise UsageError(
+            f"{where}: box (x1, y1, x2, y2) = {[x1, y1, x2, y2]} lies outside its "
+            f"{width}x{height} image (beyond the {t:g}-pixel tolerance)"
+        )
     box = [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
     if box[2] <= box[0] or box[3] <= box[1]:
         return None
@@ -245,13 +261,14 @@ def carve_splits(train: list[ImageRecord], missing: Sequence[str], source: str) 
     n = len(train)
     held = {split: math.ceil(VAL_FRACTION * n) for split in missing}
     if n - sum(held.values()) < 1:
-        raise UsageError(f"{source} has {n} image(s): too few to carve {' and '.join(missing)} from; "
-                         f"give their own annotation files")
+        raise UsageError(
+            f"{source} has {n} image(s): too few to carve {' and '.join(missing)} from; give their own annotation files"
+        )
     order = torch.randperm(n, generator=torch.Generator().manual_seed(SPLIT_SEED)).tolist()
     splits: dict[str, list[ImageRecord]] = {}
     start = 0
     for split in missing:
-        splits[split] = [train[i] for i in sorted(order[start:start + held[split]])]
+        splits[split] = [train[i] for i in sorted(order[start : start + held[split]])]
         start += held[split]
     splits["train"] = [train[i] for i in sorted(order[start:])]
     return splits
@@ -271,9 +288,18 @@ class DetectionFolderData(DetectionData):
     """
 
     @forwards(DataModule)
-    def __init__(self, *, splits: dict[str, list[ImageRecord]], class_names: Sequence[str],
-                 category_ids: Sequence[int], image_size: int | None, augment: list[dict] | None,
-                 batch_size: int = 8, eval_batch_size: int = 8, **loader_args: Any) -> None:
+    def __init__(
+        self,
+        *,
+        splits: dict[str, list[ImageRecord]],
+        class_names: Sequence[str],
+        category_ids: Sequence[int],
+        image_size: int | None,
+        augment: list[dict] | None,
+        batch_size: int = 8,
+        eval_batch_size: int = 8,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **loader_args)
         self.records = splits
         self.class_names = list(class_names)
@@ -285,8 +311,11 @@ class DetectionFolderData(DetectionData):
         if image_size is not None:
             self.input_shape = (3, image_size, image_size)
         else:  # nominal: images keep their own sizes
-            self.input_shape = (3, statistics.median_low(r.height for r in splits["train"]),
-                                statistics.median_low(r.width for r in splits["train"]))
+            self.input_shape = (
+                3,
+                statistics.median_low(r.height for r in splits["train"]),
+                statistics.median_low(r.width for r in splits["train"]),
+            )
         self.skipped = {split: sum(r.skipped for r in records) for split, records in splits.items()}
 
     def build_splits(self) -> dict[str, Dataset]:
@@ -296,8 +325,10 @@ class DetectionFolderData(DetectionData):
         for split, count in self.skipped.items():
             if count:
                 sources = ", ".join(sorted({str(r.source) for r in self.records[split] if r.skipped}))
-                warnings.warn(f"{split} split: skipped {count} degenerate box(es) of zero width or height "
-                              f"(in {sources})", stacklevel=2)
+                warnings.warn(
+                    f"{split} split: skipped {count} degenerate box(es) of zero width or height (in {sources})",
+                    stacklevel=2,
+                )
         return {split: DetectionImages(records) for split, records in self.records.items()}
 
     def load_input(self, path: Path) -> torch.Tensor:

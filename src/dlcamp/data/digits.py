@@ -89,8 +89,9 @@ class DigitsData(DataModule):
     """The digits as a data module (see the module docstring for split and binarisation)."""
 
     @forwards(DataModule)
-    def __init__(self, *, size: int = 8, binarize: str = "none", augment: list[dict] | None = None,
-                 **loader_args: Any) -> None:
+    def __init__(
+        self, *, size: int = 8, binarize: str = "none", augment: list[dict] | None = None, **loader_args: Any
+    ) -> None:
         super().__init__(**loader_args)
         if binarize not in BINARIZE:
             raise UsageError(f"data.binarize must be one of {', '.join(BINARIZE)}, got {binarize!r}")
@@ -134,8 +135,7 @@ def digits(*, size: int = 8, binarize: Literal["none", "static", "dynamic"] = "n
 
 @register_dataset("digits32")
 @forwards(DigitsData)
-def digits32(*, size: int = 32, binarize: Literal["none", "static", "dynamic"] = "none",
-             **kwargs: Any) -> DigitsData:
+def digits32(*, size: int = 32, binarize: Literal["none", "static", "dynamic"] = "none", **kwargs: Any) -> DigitsData:
     """The digits resized to 32×32 (bilinear, antialiased) for CNNs; same split as digits."""
     return DigitsData(size=size, binarize=binarize, **kwargs)
 

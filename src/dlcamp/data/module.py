@@ -41,9 +41,17 @@ class EpochShuffleSampler(Sampler[int]):
     iterator before it calls ``set_epoch``.
     """
 
-    def __init__(self, n: int, *, seed: int, batch_size: int, shuffle: bool = True,
-                 skip_batches: Callable[[], int] | None = None,
-                 shard: Callable[[], tuple[int, int]] | None = None, keyed: bool = False) -> None:
+    def __init__(
+        self,
+        n: int,
+        *,
+        seed: int,
+        batch_size: int,
+        shuffle: bool = True,
+        skip_batches: Callable[[], int] | None = None,
+        shard: Callable[[], tuple[int, int]] | None = None,
+        keyed: bool = False,
+    ) -> None:
         self.n, self.seed, self.batch_size, self.shuffle = n, seed, batch_size, shuffle
         self.epoch = 0
         self.skip_batches = skip_batches
@@ -127,14 +135,20 @@ class DataModule(L.LightningDataModule):
     # Batches of samples that do not stack (detection targets) need their own collate.
     collate_fn: Callable[[list[Any]], Any] | None = None
 
-    def __init__(self, *, batch_size: int | str = 64, eval_batch_size: int = 256, num_workers: int = 0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, *, batch_size: int | str = 64, eval_batch_size: int = 256, num_workers: int = 0, seed: int = 0
+    ) -> None:
         super().__init__()
         if not (batch_size == "all" or (isinstance(batch_size, int) and batch_size >= 1)):
             raise UsageError(f"data.batch_size must be a positive integer or 'all' (full batch), got {batch_size!r}")
         if num_workers < 0:
             raise UsageError(f"data.num_workers must be >= 0, got {num_workers}")
-        self.batch_size, self.eval_batch_size, self.num_workers, self.seed = batch_size, eval_batch_size, num_workers, seed
+        self.batch_size, self.eval_batch_size, self.num_workers, self.seed = (
+            batch_size,
+            eval_batch_size,
+            num_workers,
+            seed,
+        )
         self.splits: dict[str, SeededView] = {}
         self.train_transform: Callable[[Any, Any], tuple[Any, Any]] | None = None
         self.eval_transform: Callable[[Any, Any], tuple[Any, Any]] | None = None
@@ -184,12 +198,24 @@ class DataModule(L.LightningDataModule):
         self.setup()
         train = self.splits["train"]
         bs = self.train_batch_size()
-        sampler = EpochShuffleSampler(len(train), seed=self.seed, batch_size=bs, keyed=True,
-                                      skip_batches=self._batches_done_this_epoch,
-                                      shard=self._rank_world)
-        return DataLoader(train, sampler=sampler, batch_size=bs, num_workers=self.num_workers,
-                          persistent_workers=False, drop_last=False, generator=self._loader_generator(),
-                          collate_fn=self.collate_fn)
+        sampler = EpochShuffleSampler(
+            len(train),
+            seed=self.seed,
+            batch_size=bs,
+            keyed=True,
+            skip_batches=self._batches_done_this_epoch,
+            shard=self._rank_world,
+        )
+        return DataLoader(
+            train,
+            sampler=sampler,
+            batch_size=bs,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            drop_last=False,
+            generator=self._loader_generator(),
+            collate_fn=self.collate_fn,
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         self.setup()
@@ -198,8 +224,14 @@ class DataModule(L.LightningDataModule):
             # Evaluate the training images as the others are: with the eval transform (no
             # augmentation), not with the train view's transform of its last epoch.
             dataset = SeededView(dataset.base, self.eval_transform, self.seed)
-        return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
-                          generator=self._loader_generator(), collate_fn=self.collate_fn)
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            generator=self._loader_generator(),
+            collate_fn=self.collate_fn,
+        )
 
     def _loader_generator(self) -> torch.Generator:
         # Each DataLoader iterator draws a base seed for its workers; without a generator of
@@ -228,7 +260,11 @@ class DataModule(L.LightningDataModule):
         return {}
 
     def info(self) -> dict[str, Any]:
-        return {"num_classes": self.num_classes, "input_shape": list(self.input_shape), "class_names": list(self.class_names)}
+        return {
+            "num_classes": self.num_classes,
+            "input_shape": list(self.input_shape),
+            "class_names": list(self.class_names),
+        }
 
 
 def stratified_split(labels: Sequence[int], fractions: tuple[float, float, float], seed: int) -> dict[str, list[int]]:

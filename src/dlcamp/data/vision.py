@@ -47,7 +47,15 @@ VAL_FRACTION = 0.1
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/ (mirror of yann.lecun.com/exdb/mnist)"
 FASHION_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (listed at https://github.com/zalandoresearch/fashion-mnist)"
-CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
+CIFAR10_FILES = (
+    "data_batch_1",
+    "data_batch_2",
+    "data_batch_3",
+    "data_batch_4",
+    "data_batch_5",
+    "test_batch",
+    "batches.meta",
+)
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -115,10 +123,20 @@ class ImageData(DataModule):
     """
 
     @forwards(DataModule)
-    def __init__(self, *, input_shape: tuple[int, int, int], class_names: Sequence[str],
-                 mean: Sequence[float], std: Sequence[float], normalize: bool = False,
-                 augment: list[dict] | None = None, light_on_dark: bool = False, batch_size: int | str = 128,
-                 eval_batch_size: int = 512, **loader_args: Any) -> None:
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, int, int],
+        class_names: Sequence[str],
+        mean: Sequence[float],
+        std: Sequence[float],
+        normalize: bool = False,
+        augment: list[dict] | None = None,
+        light_on_dark: bool = False,
+        batch_size: int | str = 128,
+        eval_batch_size: int = 512,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **loader_args)
         self.input_shape = tuple(input_shape)
         self.class_names = list(class_names)
@@ -160,8 +178,10 @@ class MNISTData(ImageData):
             train = self.dataset_cls(str(self.root), train=True, download=False)
             test = self.dataset_cls(str(self.root), train=False, download=False)
         except (AssertionError, TypeError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
-            raise UsageError(f"{self.dataset_cls.__name__} files under {self.root} could not be read "
-                             f"({' '.join(str(err).split()) or type(err).__name__}); download them again") from None
+            raise UsageError(
+                f"{self.dataset_cls.__name__} files under {self.root} could not be read "
+                f"({' '.join(str(err).split()) or type(err).__name__}); download them again"
+            ) from None
         images, targets = train.data.unsqueeze(1), train.targets  # (N, 1, 28, 28) uint8
         keep, held = stratified_holdout(targets.tolist(), VAL_FRACTION, SPLIT_SEED)
         return {
@@ -195,8 +215,10 @@ class CIFAR10Data(ImageData):
             train = _CIFAR10Files(str(self.root), train=True, download=False)
             test = _CIFAR10Files(str(self.root), train=False, download=False)
         except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
-            raise UsageError(f"CIFAR-10 files under {self.root / 'cifar-10-batches-py'} could not be read "
-                             f"({type(err).__name__}: {err}); extract cifar-10-python.tar.gz again") from None
+            raise UsageError(
+                f"CIFAR-10 files under {self.root / 'cifar-10-batches-py'} could not be read "
+                f"({type(err).__name__}: {err}); extract cifar-10-python.tar.gz again"
+            ) from None
         targets = torch.tensor(train.targets)
         images = torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
         keep, held = stratified_holdout(targets.tolist(), VAL_FRACTION, SPLIT_SEED)
@@ -280,8 +302,9 @@ def _check_idx(root: Path, dataset_cls: type[datasets.MNIST], url: str) -> None:
         return
     for file in MNIST_FILES:
         if not (raw / file).is_file() and not (raw / f"{file}.gz").is_file():
-            raise DataNotFoundError(f"{name} not found: expected {raw / file} (or .gz) — download the four "
-                                    f"IDX files from {url} into {raw}/")
+            raise DataNotFoundError(
+                f"{name} not found: expected {raw / file} (or .gz) — download the four IDX files from {url} into {raw}/"
+            )
 
 
 def _decompress_gz(raw: Path) -> None:
@@ -306,8 +329,10 @@ def _check_cifar10(root: Path) -> None:
     for file in CIFAR10_FILES:
         if not (folder / file).is_file():
             hint = f" (data.root should be {root.parent}, the folder that holds it)" if root.name == folder.name else ""
-            raise DataNotFoundError(f"CIFAR-10 not found: expected {folder / file} — download cifar-10-python.tar.gz "
-                                    f"from {CIFAR10_URL} and extract it into {root}/{hint}")
+            raise DataNotFoundError(
+                f"CIFAR-10 not found: expected {folder / file} — download cifar-10-python.tar.gz "
+                f"from {CIFAR10_URL} and extract it into {root}/{hint}"
+            )
 
 
 def _image_folders(root: Path, image_size: int) -> dict[str, datasets.ImageFolder]:
@@ -327,12 +352,15 @@ def _image_folders(root: Path, image_size: int) -> dict[str, datasets.ImageFolde
             continue
         extra = sorted({e.name for e in os.scandir(split_dir) if e.is_dir()} - set(classes))
         if extra:
-            raise UsageError(f"{split_dir} has class folders that train/ lacks: {', '.join(extra)}; "
-                             f"every class must have training images")
+            raise UsageError(
+                f"{split_dir} has class folders that train/ lacks: {', '.join(extra)}; "
+                f"every class must have training images"
+            )
         folder = _FolderWithClasses(str(split_dir), classes, loader=loader)
         if len(folder) == 0:
-            raise DataNotFoundError(f"no images in {split_dir}/<class>/ (extensions "
-                                    f"{', '.join(datasets.folder.IMG_EXTENSIONS)}) — {layout}")
+            raise DataNotFoundError(
+                f"no images in {split_dir}/<class>/ (extensions {', '.join(datasets.folder.IMG_EXTENSIONS)}) — {layout}"
+            )
         folders[split] = folder
     return folders
 
@@ -348,8 +376,14 @@ def mnist(*, root: str, **kwargs: Any) -> MNISTData:
     """MNIST handwritten digits (60k/10k, 28×28) from IDX files in root/MNIST/raw/; val = 10% of train."""
     path = _root(root, "mnist")
     _check_idx(path, datasets.MNIST, MNIST_URL)
-    return MNISTData(root=path, dataset_cls=datasets.MNIST, class_names=[str(d) for d in range(10)],
-                     mean=MNIST_MEAN, std=MNIST_STD, **kwargs)
+    return MNISTData(
+        root=path,
+        dataset_cls=datasets.MNIST,
+        class_names=[str(d) for d in range(10)],
+        mean=MNIST_MEAN,
+        std=MNIST_STD,
+        **kwargs,
+    )
 
 
 @register_dataset("fashion_mnist")
@@ -358,8 +392,14 @@ def fashion_mnist(*, root: str, **kwargs: Any) -> MNISTData:
     """Fashion-MNIST clothing (60k/10k, 28×28) from IDX files in root/FashionMNIST/raw/; val = 10% of train."""
     path = _root(root, "fashion_mnist")
     _check_idx(path, datasets.FashionMNIST, FASHION_URL)
-    return MNISTData(root=path, dataset_cls=datasets.FashionMNIST, class_names=datasets.FashionMNIST.classes,
-                     mean=FASHION_MEAN, std=FASHION_STD, **kwargs)
+    return MNISTData(
+        root=path,
+        dataset_cls=datasets.FashionMNIST,
+        class_names=datasets.FashionMNIST.classes,
+        mean=FASHION_MEAN,
+        std=FASHION_STD,
+        **kwargs,
+    )
 
 
 @register_dataset("cifar10")
@@ -373,17 +413,36 @@ def cifar10(*, root: str, **kwargs: Any) -> CIFAR10Data:
 
 @register_dataset("imagefolder")
 @forwards(ImageData, drop=IMAGE_FACTS)
-def imagefolder(*, root: str, image_size: int = 64, batch_size: int | str = 32, eval_batch_size: int = 128,
-                **kwargs: Any) -> ImageFolderData:
+def imagefolder(
+    *, root: str, image_size: int = 64, batch_size: int | str = 32, eval_batch_size: int = 128, **kwargs: Any
+) -> ImageFolderData:
     """Any images in root/train/<class>/ (optional val/, test/), resized to image_size², RGB."""
     if not isinstance(image_size, int) or image_size < 1:
         raise UsageError(f"data.image_size must be a positive integer, got {image_size!r}")
     path = _root(root, "imagefolder")
     folders = _image_folders(path, image_size)
     # larger images than MNIST's or CIFAR-10's: smaller batches
-    return ImageFolderData(folders=folders, input_shape=(3, image_size, image_size), mean=IMAGENET_MEAN,
-                           std=IMAGENET_STD, batch_size=batch_size, eval_batch_size=eval_batch_size, **kwargs)
+    return ImageFolderData(
+        folders=folders,
+        input_shape=(3, image_size, image_size),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        **kwargs,
+    )
 
 
-__all__ = ["CIFAR10Data", "ImageData", "ImageFolderData", "MNISTData", "cifar10", "fashion_mnist", "imagefolder",
-           "light_on_dark", "mnist", "read_image", "stratified_holdout"]
+__all__ = [
+    "CIFAR10Data",
+    "ImageData",
+    "ImageFolderData",
+    "MNISTData",
+    "cifar10",
+    "fashion_mnist",
+    "imagefolder",
+    "light_on_dark",
+    "mnist",
+    "read_image",
+    "stratified_holdout",
+]

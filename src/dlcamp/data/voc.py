@@ -28,8 +28,28 @@ from dlcamp.data.detection import FROM_ANNOTATIONS, DetectionFolderData, ImageRe
 from dlcamp.errors import DataNotFoundError, UsageError
 from dlcamp.registry import forwards
 
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
-               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+VOC_CLASSES = (
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 def _text(node: ET.Element, path: str, where: str) -> str:
@@ -61,15 +81,18 @@ def parse_voc_xml(xml_path: Path, image_dir: Path, image_id: int, label_of: dict
     width = int(_number(root, "size/width", str(xml_path), positive=True))
     height = int(_number(root, "size/height", str(xml_path), positive=True))
     file_name = (root.findtext("filename") or "").strip() or f"{xml_path.stem}.jpg"
-    record = ImageRecord(path=image_dir / file_name, image_id=image_id, width=width, height=height,
-                         source=str(xml_path))
+    record = ImageRecord(
+        path=image_dir / file_name, image_id=image_id, width=width, height=height, source=str(xml_path)
+    )
     for i, obj in enumerate(root.iter("object")):
         where = f"{xml_path}: object {i}"
         name = _text(obj, "name", where)
         where = f"{xml_path}: object {i} ({name})"
         if name not in label_of:
-            raise UsageError(f"{xml_path}: object {i} has class {name!r}, which is not among the classes "
-                             f"({', '.join(label_of)}); set data.classes to the dataset's class list")
+            raise UsageError(
+                f"{xml_path}: object {i} has class {name!r}, which is not among the classes "
+                f"({', '.join(label_of)}); set data.classes to the dataset's class list"
+            )
         xmin, ymin, xmax, ymax = (_number(obj, f"bndbox/{k}", where) for k in ("xmin", "ymin", "xmax", "ymax"))
         box = check_box(xmin - 1, ymin - 1, xmax, ymax, width=width, height=height, where=where)
         if box is None:
@@ -97,9 +120,17 @@ def _numeric_ids(names: Sequence[str]) -> dict[str, int]:
 
 @register_dataset("voc")
 @forwards(DetectionFolderData, drop=FROM_ANNOTATIONS)
-def voc(*, root: str, classes: list[str] | None = None, train_set: str = "train", val_set: str = "val",
-        test_set: str = "test", image_size: int | None = None, augment: list[dict] | None = None,
-        **loader_args: Any) -> DetectionFolderData:
+def voc(
+    *,
+    root: str,
+    classes: list[str] | None = None,
+    train_set: str = "train",
+    val_set: str = "val",
+    test_set: str = "test",
+    image_size: int | None = None,
+    augment: list[dict] | None = None,
+    **loader_args: Any,
+) -> DetectionFolderData:
     """PASCAL VOC detection: root/Annotations/*.xml, JPEGImages/, ImageSets/Main/{train,val,test}.txt.
 
     ``root`` is a VOCdevkit/VOC2007-like folder. ``train_set`` etc. name the split files in
@@ -113,11 +144,17 @@ def voc(*, root: str, classes: list[str] | None = None, train_set: str = "train"
         nested = sorted(p.name for p in base.glob("VOC*") if (p / "Annotations").is_dir())
         nested += sorted(f"VOCdevkit/{p.name}" for p in base.glob("VOCdevkit/VOC*") if (p / "Annotations").is_dir())
         hint = f"; did you mean data.root={base / nested[0]}?" if nested else ""
-        raise DataNotFoundError(f"VOC folder not found: expected {base / 'Annotations'}/ with JPEGImages/ and "
-                                f"ImageSets/Main/ beside it{hint}")
+        raise DataNotFoundError(
+            f"VOC folder not found: expected {base / 'Annotations'}/ with JPEGImages/ and "
+            f"ImageSets/Main/ beside it{hint}"
+        )
     names = list(VOC_CLASSES) if classes is None else classes
-    if (not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, str) and n for n in names)
-            or len(set(names)) != len(names)):
+    if (
+        not isinstance(names, (list, tuple))
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
         raise UsageError(f"data.classes must be a list of distinct class names, got {classes!r}")
     label_of = {name: label for label, name in enumerate(names)}
 
@@ -136,13 +173,23 @@ def voc(*, root: str, classes: list[str] | None = None, train_set: str = "train"
         if not ids[split]:
             raise UsageError(f"VOC split file {path} lists no image ids")
     image_ids = _numeric_ids(sorted({i for split_ids in ids.values() for i in split_ids}))
-    splits = {split: [parse_voc_xml(base / "Annotations" / f"{i}.xml", base / "JPEGImages", image_ids[i], label_of)
-                      for i in split_ids]
-              for split, split_ids in ids.items()}
+    splits = {
+        split: [
+            parse_voc_xml(base / "Annotations" / f"{i}.xml", base / "JPEGImages", image_ids[i], label_of)
+            for i in split_ids
+        ]
+        for split, split_ids in ids.items()
+    }
     if missing:
         splits.update(carve_splits(splits["train"], missing, str(lists / f"{train_set}.txt")))
-    return DetectionFolderData(splits=splits, class_names=names, category_ids=list(range(1, len(names) + 1)),
-                               image_size=image_size, augment=augment, **loader_args)
+    return DetectionFolderData(
+        splits=splits,
+        class_names=names,
+        category_ids=list(range(1, len(names) + 1)),
+        image_size=image_size,
+        augment=augment,
+        **loader_args,
+    )
 
 
 __all__ = ["VOC_CLASSES", "parse_voc_xml", "voc"]

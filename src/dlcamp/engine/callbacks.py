@@ -64,8 +64,13 @@ class RunState(L.Callback):
 def _numpy_state() -> dict[str, Any]:
     # as tensors and numbers, so the checkpoint loads with torch.load(weights_only=True)
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
+    return {
+        "kind": kind,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "cached": float(cached),
+    }
 
 
 def _set_numpy_state(s: dict[str, Any]) -> None:
@@ -84,8 +89,12 @@ class PlainProgress(L.Callback):
             return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
         shown = " ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if not k.endswith("_step"))
-        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {trainer.global_step} {shown} "
-              f"({time.perf_counter() - self._t0:.1f} s)", file=self.stream, flush=True)
+        print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} step {trainer.global_step} {shown} "
+            f"({time.perf_counter() - self._t0:.1f} s)",
+            file=self.stream,
+            flush=True,
+        )
 
 
 class CrashAfterStep(L.Callback):

@@ -87,6 +87,7 @@ class ScheduleConfig:
 
 # -- type checking of values -------------------------------------------------------------
 
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -205,8 +206,14 @@ def unknown_key(key: str, known: list[str]) -> UsageError:
     return UsageError(f"unknown key {key!r}; {hint}")
 
 
-def check_section(fn: Callable[..., Any], values: dict[str, Any], where: str, *,
-                  reserved: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict[str, Any]:
+def check_section(
+    fn: Callable[..., Any],
+    values: dict[str, Any],
+    where: str,
+    *,
+    reserved: tuple[str, ...] = (),
+    optional: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Check a section's arguments against ``fn``'s keyword parameters and type hints.
 
     ``reserved`` parameters are filled by the engine, never by the recipe; ``optional``
@@ -231,6 +238,7 @@ def check_section(fn: Callable[..., Any], values: dict[str, Any], where: str, *,
 
 
 # -- overrides ---------------------------------------------------------------------------
+
 
 def parse_value(raw: str) -> Any:
     """A ``--set`` value as YAML (``3``, ``0.1``, ``[8, 4]``, ``{a: 1}``); text that is not YAML stays text."""

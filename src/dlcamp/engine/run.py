@@ -47,10 +47,19 @@ def quiet_lightning() -> None:
     """Lightning's banners and tips are noise in a run's output; warnings we handle are too."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    for msg in (".*does not have many workers.*", ".*resuming from a checkpoint that ended before the epoch.*",
-                ".*Checkpoint directory .* exists and is not empty.*", ".*Experiment logs directory .* exists.*",
-                ".*LeafSpec.*", ".*is deprecated.*", ".*number of training batches.*smaller than the logging interval.*",
-                ".*TensorBoard.*", ".*tensorboardX.*", ".*sync_dist=True.*", ".*The '.*_dataloader' does not.*"):
+    for msg in (
+        ".*does not have many workers.*",
+        ".*resuming from a checkpoint that ended before the epoch.*",
+        ".*Checkpoint directory .* exists and is not empty.*",
+        ".*Experiment logs directory .* exists.*",
+        ".*LeafSpec.*",
+        ".*is deprecated.*",
+        ".*number of training batches.*smaller than the logging interval.*",
+        ".*TensorBoard.*",
+        ".*tensorboardX.*",
+        ".*sync_dist=True.*",
+        ".*The '.*_dataloader' does not.*",
+    ):
         warnings.filterwarnings("ignore", message=msg)
 
 
@@ -63,6 +72,7 @@ def global_rank() -> int:
 
 
 # -- resolve ----------------------------------------------------------------------------
+
 
 def _section(cfg: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
     sec = cfg.get(key)
@@ -132,13 +142,17 @@ def _optim_spec(spec: Any, where: str) -> dict[str, Any]:
     from dlcamp.optim import get_optimizer_class
 
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        raise UsageError(f"{where} must be a mapping with a 'name' (e.g. {where}: {{name: adam, lr: 1.0e-3}}), "
-                         "or a mapping of such specs, one per parameter group")
+        raise UsageError(
+            f"{where} must be a mapping with a 'name' (e.g. {where}: {{name: adam, lr: 1.0e-3}}), "
+            "or a mapping of such specs, one per parameter group"
+        )
     args = {k: v for k, v in spec.items() if k != "name"}
     schedule = args.pop("schedule", None)
     no_decay = args.pop("no_decay", None)
-    out = {"name": spec["name"],
-           **check_section(get_optimizer_class(spec["name"]).__init__, args, where, reserved=("params",))}
+    out = {
+        "name": spec["name"],
+        **check_section(get_optimizer_class(spec["name"]).__init__, args, where, reserved=("params",)),
+    }
     if no_decay is not None:
         if not isinstance(no_decay, bool):
             raise UsageError(f"{where}.no_decay must be true or false, got {no_decay!r}")
@@ -159,6 +173,7 @@ def _check_trainer(tc: TrainerConfig) -> None:
 
 
 # -- build ------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Built:
@@ -199,37 +214,53 @@ def build(cfg: dict[str, Any]) -> Built:
     model_args = {k: v for k, v in cfg["model"].items() if k != "name"}
     model_builder = MODELS.builder(cfg["model"]["name"])
     takes = signature_params(model_builder)
-    filled = {"num_classes": dm.num_classes, "input_shape": list(dm.input_shape),
-              "in_channels": dm.input_shape[0] if dm.input_shape else None}
+    filled = {
+        "num_classes": dm.num_classes,
+        "input_shape": list(dm.input_shape),
+        "in_channels": dm.input_shape[0] if dm.input_shape else None,
+    }
     # Facts beyond the image ones (a text data module's vocab_size, max_len, ...).
     filled.update(dm.model_facts())
     for key, value in filled.items():
         if key in takes and key not in model_args and value:
             model_args[key] = value
             cfg["model"][key] = value
-    missing = [k for k in MODEL_FILLED if k in takes and k not in model_args
-               and takes[k].default is inspect.Parameter.empty]
+    missing = [
+        k for k in MODEL_FILLED if k in takes and k not in model_args and takes[k].default is inspect.Parameter.empty
+    ]
     if missing:
-        raise UsageError(f"model {cfg['model']['name']!r} needs {', '.join(missing)}, which data "
-                         f"{cfg['data']['name']!r} does not provide; choose data that does or set model.{missing[0]}")
+        raise UsageError(
+            f"model {cfg['model']['name']!r} needs {', '.join(missing)}, which data "
+            f"{cfg['data']['name']!r} does not provide; choose data that does or set model.{missing[0]}"
+        )
     model = _call(f"model {cfg['model']['name']!r}", model_builder, **model_args)
     if cfg["trainer"].get("compile"):
         model.compile()
 
     task_args = {k: v for k, v in cfg["task"].items() if k != "name"}
-    task = _call(f"task {cfg['task']['name']!r}", TASKS.builder(cfg["task"]["name"]), model=model, datamodule=dm,
-                 **task_args)
+    task = _call(
+        f"task {cfg['task']['name']!r}", TASKS.builder(cfg["task"]["name"]), model=model, datamodule=dm, **task_args
+    )
     phases = [Phase(**ph) for ph in cfg["phases"]] if cfg.get("phases") else None
-    _call("optim", task.configure_engine, optim=cfg["optim"], channels_last=bool(cfg["trainer"].get("channels_last")),
-          phases=phases, gradient_clip_val=cfg["trainer"].get("gradient_clip_val") or 0.0)
+    _call(
+        "optim",
+        task.configure_engine,
+        optim=cfg["optim"],
+        channels_last=bool(cfg["trainer"].get("channels_last")),
+        phases=phases,
+        gradient_clip_val=cfg["trainer"].get("gradient_clip_val") or 0.0,
+    )
     tc = cfg["trainer"]
     if task.phases and (tc["devices"] > 1 or tc["num_nodes"] > 1):
-        raise UsageError("a phased schedule runs in one process: its phases leave parameter groups unused, "
-                         "which DDP refuses; train it with --devices 1")
+        raise UsageError(
+            "a phased schedule runs in one process: its phases leave parameter groups unused, "
+            "which DDP refuses; train it with --devices 1"
+        )
     return Built(cfg, dm, model, task)
 
 
 # -- train ------------------------------------------------------------------------------
+
 
 def _keep_csv_history(logger: Any, run_dir: Path) -> None:
     """On resume, keep metrics.csv's rows up to the checkpoint's step.
@@ -267,17 +298,40 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto", 
 
     tc = cfg["trainer"]
     ckpt_dir = run_dir / CKPT.parent
-    callbacks: list[Any] = [RunState(), LearningRateMonitor(logging_interval="step"),
-                            ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
-                                            enable_version_counter=False, save_on_train_epoch_end=True)]
+    callbacks: list[Any] = [
+        RunState(),
+        LearningRateMonitor(logging_interval="step"),
+        ModelCheckpoint(
+            dirpath=ckpt_dir,
+            filename="last",
+            save_top_k=1,
+            monitor=None,
+            enable_version_counter=False,
+            save_on_train_epoch_end=True,
+        ),
+    ]
     if tc["checkpoint_every_n_steps"]:
-        callbacks.append(ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, monitor=None,
-                                         enable_version_counter=False,
-                                         every_n_train_steps=tc["checkpoint_every_n_steps"]))
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="last",
+                save_top_k=1,
+                monitor=None,
+                enable_version_counter=False,
+                every_n_train_steps=tc["checkpoint_every_n_steps"],
+            )
+        )
     if tc.get("early_stopping"):
         es = tc["early_stopping"]
-        callbacks.append(EarlyStopping(monitor=es["monitor"], mode=es["mode"], patience=es["patience"],
-                                       min_delta=es["min_delta"], check_on_train_epoch_end=False))
+        callbacks.append(
+            EarlyStopping(
+                monitor=es["monitor"],
+                mode=es["mode"],
+                patience=es["patience"],
+                min_delta=es["min_delta"],
+                check_on_train_epoch_end=False,
+            )
+        )
     tty = sys.stdout.isatty() if progress == "auto" else progress == "rich"
     if progress != "none":
         callbacks.append(RichProgressBar(leave=True) if tty else PlainProgress())
@@ -289,19 +343,27 @@ def make_trainer(cfg: dict[str, Any], run_dir: Path, *, progress: str = "auto", 
         _keep_csv_history(csv_logger, run_dir)
     distributed = tc["devices"] > 1 or tc["num_nodes"] > 1 or int(os.environ.get("WORLD_SIZE", "1")) > 1
     return L.Trainer(
-        accelerator=tc["accelerator"], devices=tc["devices"], num_nodes=tc["num_nodes"],
-        strategy="ddp" if distributed else "auto", precision=tc["precision"],
-        max_epochs=tc["max_epochs"], max_steps=tc["max_steps"], deterministic=tc["deterministic"],
+        accelerator=tc["accelerator"],
+        devices=tc["devices"],
+        num_nodes=tc["num_nodes"],
+        strategy="ddp" if distributed else "auto",
+        precision=tc["precision"],
+        max_epochs=tc["max_epochs"],
+        max_steps=tc["max_steps"],
+        deterministic=tc["deterministic"],
         # several optimizers: the task clips in its own step_optimizer (Lightning refuses both)
         gradient_clip_val=None if is_multi(cfg["optim"]) else (tc["gradient_clip_val"] or None),
         log_every_n_steps=tc["log_every_n_steps"],
-        check_val_every_n_epoch=tc["val_every_n_epochs"], limit_train_batches=tc["limit_train_batches"],
-        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
-        logger=[csv_logger,
-                TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)],
-        enable_progress_bar=tty and progress != "none", enable_model_summary=False,
+        check_val_every_n_epoch=tc["val_every_n_epochs"],
+        limit_train_batches=tc["limit_train_batches"],
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        logger=[csv_logger, TensorBoardLogger(save_dir=run_dir, name="tb", version="", default_hp_metric=False)],
+        enable_progress_bar=tty and progress != "none",
+        enable_model_summary=False,
         use_distributed_sampler=False,  # the data module shards the training set itself
-        num_sanity_val_steps=0, default_root_dir=run_dir,
+        num_sanity_val_steps=0,
+        default_root_dir=run_dir,
     )
 
 
@@ -323,8 +385,9 @@ def prepare_run_dir(run_dir: Path, cfg: dict[str, Any], *, resume: bool) -> None
     write_yaml(run_dir / "config.yaml", cfg)
 
 
-def train(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, progress: str = "auto",
-          callbacks: Sequence[Any] = ()) -> dict[str, Any] | None:
+def train(
+    cfg: dict[str, Any], run_dir: Path, *, resume: bool = False, progress: str = "auto", callbacks: Sequence[Any] = ()
+) -> dict[str, Any] | None:
     """Train a resolved recipe into ``run_dir``; return the summary (None on ranks > 0).
 
     ``callbacks`` are Lightning callbacks added to the engine's own (the tour's progress line).
@@ -349,8 +412,13 @@ def versions() -> dict[str, str]:
 
     import dlcamp
 
-    return {"dlcamp": dlcamp.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "lightning": lightning.__version__, "python": platform.python_version()}
+    return {
+        "dlcamp": dlcamp.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -400,9 +468,15 @@ def finalize(run_dir: Path, built: Built, trainer: Any, *, train_seconds: float)
     figures = [F.save(F.plot_curves(series, title=built.cfg["name"]), fig_dir / "curves.png")]
     figures += task.figures(dm, fig_dir)
     summary = {
-        "recipe": built.cfg["name"], "model": built.cfg["model"]["name"], "dataset": built.cfg["data"]["name"],
-        "metrics": metrics, "epochs": trainer.current_epoch, "steps": trainer.global_step,
-        "train_seconds": round(train_seconds, 3), "params": count_params(task.model), "seed": built.cfg["seed"],
+        "recipe": built.cfg["name"],
+        "model": built.cfg["model"]["name"],
+        "dataset": built.cfg["data"]["name"],
+        "metrics": metrics,
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "train_seconds": round(train_seconds, 3),
+        "params": count_params(task.model),
+        "seed": built.cfg["seed"],
         "versions": versions(),
     }
     write_json(run_dir / "summary.json", summary)
@@ -411,6 +485,7 @@ def finalize(run_dir: Path, built: Built, trainer: Any, *, train_seconds: float)
 
 
 # -- reopen a finished run ----------------------------------------------------------------
+
 
 def load_run(run_dir: Path) -> Built:
     """Rebuild a run's data, model and task from config.yaml and model.safetensors."""

@@ -72,38 +72,56 @@ class Branches(nn.Module):
 
 def bottleneck(channels: int = 256, reduced: int = 64) -> nn.Sequential:
     """ResNet's bottleneck body, 1x1 reduce -> 3x3 -> 1x1 expand (the identity sum costs nothing here)."""
-    return nn.Sequential(conv_relu(channels, reduced, 1), conv_relu(reduced, reduced, 3),
-                         nn.Conv2d(reduced, channels, 1))
+    return nn.Sequential(
+        conv_relu(channels, reduced, 1), conv_relu(reduced, reduced, 3), nn.Conv2d(reduced, channels, 1)
+    )
 
 
 def inception_naive(c_in: int = 192, ch1x1: int = 64, ch3x3: int = 128, ch5x5: int = 32) -> Branches:
     """Fig. 2(a) of the paper: 1x1, 3x3, 5x5 convs and a 3x3 max-pool, all on the C_in input channels."""
-    return Branches(conv_relu(c_in, ch1x1, 1), conv_relu(c_in, ch3x3, 3), conv_relu(c_in, ch5x5, 5),
-                    nn.MaxPool2d(3, stride=1, padding=1))
+    return Branches(
+        conv_relu(c_in, ch1x1, 1),
+        conv_relu(c_in, ch3x3, 3),
+        conv_relu(c_in, ch5x5, 5),
+        nn.MaxPool2d(3, stride=1, padding=1),
+    )
 
 
-def inception_1x1(c_in: int = 192, ch1x1: int = 64, ch3x3red: int = 96, ch3x3: int = 128, ch5x5red: int = 16,
-                  ch5x5: int = 32, pool_proj: int = 32) -> Branches:
+def inception_1x1(
+    c_in: int = 192,
+    ch1x1: int = 64,
+    ch3x3red: int = 96,
+    ch3x3: int = 128,
+    ch5x5red: int = 16,
+    ch5x5: int = 32,
+    pool_proj: int = 32,
+) -> Branches:
     """Fig. 2(b): 1x1 reductions before the 3x3 and 5x5 convs and a 1x1 projection after the pool."""
-    return Branches(conv_relu(c_in, ch1x1, 1),
-                    nn.Sequential(conv_relu(c_in, ch3x3red, 1), conv_relu(ch3x3red, ch3x3, 3)),
-                    nn.Sequential(conv_relu(c_in, ch5x5red, 1), conv_relu(ch5x5red, ch5x5, 5)),
-                    nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), conv_relu(c_in, pool_proj, 1)))
+    return Branches(
+        conv_relu(c_in, ch1x1, 1),
+        nn.Sequential(conv_relu(c_in, ch3x3red, 1), conv_relu(ch3x3red, ch3x3, 3)),
+        nn.Sequential(conv_relu(c_in, ch5x5red, 1), conv_relu(ch5x5red, ch5x5, 5)),
+        nn.Sequential(nn.MaxPool2d(3, stride=1, padding=1), conv_relu(c_in, pool_proj, 1)),
+    )
 
 
 CONFIGURATIONS: dict[str, Configuration] = {
     "conv5x5": Configuration(f"one 5x5 conv, {C} -> {C}", lambda: conv_stack([C, C], 5), (C, 32, 32)),
     "conv3x3x2": Configuration(f"two 3x3 convs, {C} -> {C} -> {C}", lambda: conv_stack([C] * 3, 3), (C, 32, 32)),
     "conv7x7": Configuration(f"one 7x7 conv, {C} -> {C}", lambda: conv_stack([C, C], 7), (C, 32, 32)),
-    "conv3x3x3": Configuration(f"three 3x3 convs, {C} -> {C} -> {C} -> {C}", lambda: conv_stack([C] * 4, 3),
-                               (C, 32, 32)),
-    "bottleneck": Configuration("ResNet bottleneck: 1x1 256 -> 64, 3x3 64 -> 64, 1x1 64 -> 256",
-                                bottleneck, (256, 16, 16)),
+    "conv3x3x3": Configuration(
+        f"three 3x3 convs, {C} -> {C} -> {C} -> {C}", lambda: conv_stack([C] * 4, 3), (C, 32, 32)
+    ),
+    "bottleneck": Configuration(
+        "ResNet bottleneck: 1x1 256 -> 64, 3x3 64 -> 64, 1x1 64 -> 256", bottleneck, (256, 16, 16)
+    ),
     "plain3x3x2": Configuration("two 3x3 convs, 256 -> 256 -> 256", lambda: conv_stack([256] * 3, 3), (256, 16, 16)),
-    "inception_naive": Configuration("Inception 3a without 1x1 reductions (pool passes all 192 channels)",
-                                     inception_naive, (192, 28, 28)),
-    "inception_1x1": Configuration("Inception 3a with 1x1 reductions (GoogLeNet's module)",
-                                   inception_1x1, (192, 28, 28)),
+    "inception_naive": Configuration(
+        "Inception 3a without 1x1 reductions (pool passes all 192 channels)", inception_naive, (192, 28, 28)
+    ),
+    "inception_1x1": Configuration(
+        "Inception 3a with 1x1 reductions (GoogLeNet's module)", inception_1x1, (192, 28, 28)
+    ),
 }
 
 
@@ -119,8 +137,10 @@ def check_name(name: str) -> None:
     models = MODELS.names()
     close = difflib.get_close_matches(name, list(CONFIGURATIONS) + models, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise UsageError(f"unknown name {name!r} for --compare; {hint}choose a configuration "
-                     f"({', '.join(CONFIGURATIONS)}) or a model ({', '.join(models)})")
+    raise UsageError(
+        f"unknown name {name!r} for --compare; {hint}choose a configuration "
+        f"({', '.join(CONFIGURATIONS)}) or a model ({', '.join(models)})"
+    )
 
 
 def profile_named(name: str, input_shape: Sequence[int] | None = None) -> dict[str, Any]:
@@ -151,10 +171,15 @@ def _ratio(r: float) -> str:
 def conclusion(candidate: dict[str, Any], reference: dict[str, Any]) -> str:
     """One line comparing ``candidate`` with ``reference`` (rows of ``compare``), computed from their numbers."""
     rf, ref_rf = candidate["receptive_field"], reference["receptive_field"]
-    sees = (f"sees {rf}x{rf} like {reference['name']}" if rf == ref_rf
-            else f"sees {rf}x{rf} where {reference['name']} sees {ref_rf}x{ref_rf}")
-    line = (f"{candidate['name']} {sees} with {_ratio(candidate['params'] / max(reference['params'], 1))} the "
-            f"parameters and {_ratio(candidate['macs'] / max(reference['macs'], 1))} the MACs")
+    sees = (
+        f"sees {rf}x{rf} like {reference['name']}"
+        if rf == ref_rf
+        else f"sees {rf}x{rf} where {reference['name']} sees {ref_rf}x{ref_rf}"
+    )
+    line = (
+        f"{candidate['name']} {sees} with {_ratio(candidate['params'] / max(reference['params'], 1))} the "
+        f"parameters and {_ratio(candidate['macs'] / max(reference['macs'], 1))} the MACs"
+    )
     if candidate["output"] != reference["output"]:
         line += f" (output {_shape(candidate['output'])} against {_shape(reference['output'])})"
     return line
@@ -175,9 +200,18 @@ def compare(names: Sequence[str], input_shape: Sequence[int] | None = None) -> d
     rows = []
     for name in names:
         report = profile_named(name, input_shape)
-        rows.append({"name": name, "description": report["description"], "input": report["input"],
-                     "output": report["output"], "params": report["total_params"], "macs": report["total_macs"],
-                     "receptive_field": report["receptive_field"], "jump": report["jump"]})
+        rows.append(
+            {
+                "name": name,
+                "description": report["description"],
+                "input": report["input"],
+                "output": report["output"],
+                "params": report["total_params"],
+                "macs": report["total_macs"],
+                "receptive_field": report["receptive_field"],
+                "jump": report["jump"],
+            }
+        )
     for row in rows:
         row["params_ratio"] = row["params"] / max(rows[0]["params"], 1)
         row["macs_ratio"] = row["macs"] / max(rows[0]["macs"], 1)

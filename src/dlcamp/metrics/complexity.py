@@ -47,8 +47,17 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from dlcamp.errors import UsageError
 
-SPATIAL = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-           nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+SPATIAL = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+)
 
 
 def _first(v: Any) -> int:
@@ -118,10 +127,17 @@ def profile(model: nn.Module, input_shape: Sequence[int]) -> dict[str, Any]:
             d = _first(getattr(module, "dilation", 1))
             rf, jump = rf + (k - 1) * d * jump, jump * s
         tracker.fields[output] = (rf, jump)
-        rows.append({
-            "layer": names[module], "type": type(module).__name__, "output": list(output.shape[1:]),
-            "params": _module_params(module), "macs": layer_macs(module, output[0:1]), "rf": rf, "jump": jump,
-        })
+        rows.append(
+            {
+                "layer": names[module],
+                "type": type(module).__name__,
+                "output": list(output.shape[1:]),
+                "params": _module_params(module),
+                "macs": layer_macs(module, output[0:1]),
+                "rf": rf,
+                "jump": jump,
+            }
+        )
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
@@ -135,18 +151,25 @@ def profile(model: nn.Module, input_shape: Sequence[int]) -> dict[str, Any]:
             output = model(image)
             rf, jump = tracker.widest(output) or (1, 1)
     except RuntimeError as e:
-        raise UsageError(f"input shape {'x'.join(map(str, input_shape))} does not fit this model: "
-                         f"{str(e).splitlines()[0]}") from None
+        raise UsageError(
+            f"input shape {'x'.join(map(str, input_shape))} does not fit this model: {str(e).splitlines()[0]}"
+        ) from None
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
     first_tensor = next((t for t in tree_leaves(output) if isinstance(t, torch.Tensor)), None)
-    return {"input": list(input_shape), "output": None if first_tensor is None else list(first_tensor.shape[1:]),
-            "layers": rows, "total_params": sum(p.numel() for p in model.parameters()),
-            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "params_not_run": sum(_module_params(m) for m in leaves if m not in called),
-            "total_macs": sum(r["macs"] for r in rows), "receptive_field": rf, "jump": jump}
+    return {
+        "input": list(input_shape),
+        "output": None if first_tensor is None else list(first_tensor.shape[1:]),
+        "layers": rows,
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "params_not_run": sum(_module_params(m) for m in leaves if m not in called),
+        "total_macs": sum(r["macs"] for r in rows),
+        "receptive_field": rf,
+        "jump": jump,
+    }
 
 
 def profile_model(name: str, kwargs: dict[str, Any], input_shape: Sequence[int] | None) -> dict[str, Any]:
@@ -179,10 +202,27 @@ def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    rows = [[r["layer"], r["type"], "x".join(map(str, r["output"])), f"{r['params']:,}", f"{r['macs']:,}",
-             str(r["rf"]), str(r["jump"])] for r in report["layers"]]
-    total = ["total", "", "x".join(map(str, report["output"] or [])), f"{report['total_params']:,}",
-             f"{report['total_macs']:,}", str(report["receptive_field"]), str(report["jump"])]
+    rows = [
+        [
+            r["layer"],
+            r["type"],
+            "x".join(map(str, r["output"])),
+            f"{r['params']:,}",
+            f"{r['macs']:,}",
+            str(r["rf"]),
+            str(r["jump"]),
+        ]
+        for r in report["layers"]
+    ]
+    total = [
+        "total",
+        "",
+        "x".join(map(str, report["output"] or [])),
+        f"{report['total_params']:,}",
+        f"{report['total_macs']:,}",
+        str(report["receptive_field"]),
+        str(report["jump"]),
+    ]
     table = Table(title=f"{report['model']} on input {'x'.join(map(str, report['input']))}")
     for i, col in enumerate(("layer", "type", "output", "params", "MACs", "RF", "jump")):
         if col in ("layer", "type"):  # names may wrap on a narrow terminal; numbers are never cut

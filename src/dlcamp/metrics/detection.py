@@ -88,8 +88,10 @@ def _check_labels(labels: Any, n: int, num_classes: int, where: str) -> np.ndarr
     if labels.numel() != n:
         raise ValueError(f"{where}['labels'] has {labels.numel()} entries for {n} boxes")
     if n and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"{where}['labels'] must lie in 0..{num_classes - 1} (num_classes={num_classes}), "
-                         f"got values {labels.min().item()}..{labels.max().item()}")
+        raise ValueError(
+            f"{where}['labels'] must lie in 0..{num_classes - 1} (num_classes={num_classes}), "
+            f"got values {labels.min().item()}..{labels.max().item()}"
+        )
     return labels.long().numpy()
 
 
@@ -111,8 +113,11 @@ def _parse(predictions: Sequence[dict], targets: Sequence[dict], num_classes: in
         boxes = _check_boxes(target["boxes"], f"targets[{i}]")
         labels = _check_labels(target["labels"], len(boxes), num_classes, f"targets[{i}]")
         crowd = target.get("iscrowd")
-        crowd = (np.zeros(len(boxes), bool) if crowd is None
-                 else torch.as_tensor(crowd).cpu().reshape(-1).numpy().astype(bool))
+        crowd = (
+            np.zeros(len(boxes), bool)
+            if crowd is None
+            else torch.as_tensor(crowd).cpu().reshape(-1).numpy().astype(bool)
+        )
         if len(crowd) != len(boxes):
             raise ValueError(f"targets[{i}]['iscrowd'] has {len(crowd)} entries for {len(boxes)} boxes")
         gt.append((_xywh(boxes), labels, crowd, np.full(len(boxes), image_rank[i]), np.arange(len(boxes))))
@@ -128,10 +133,17 @@ def _parse(predictions: Sequence[dict], targets: Sequence[dict], num_classes: in
         return np.concatenate([p[j] for p in parts]) if parts else np.zeros(shape, dtype)
 
     return {
-        "gt_xywh": cat(gt, 0, np.float64, (0, 4)), "gt_label": cat(gt, 1, np.int64), "gt_crowd": cat(gt, 2, bool),
-        "gt_image": cat(gt, 3, np.int64), "gt_index": cat(gt, 4, np.int64),
-        "dt_xywh": cat(dt, 0, np.float64, (0, 4)), "dt_label": cat(dt, 1, np.int64), "dt_score": cat(dt, 2, np.float64),
-        "dt_image": cat(dt, 3, np.int64), "dt_index": cat(dt, 4, np.int64), "image_ids": image_ids,
+        "gt_xywh": cat(gt, 0, np.float64, (0, 4)),
+        "gt_label": cat(gt, 1, np.int64),
+        "gt_crowd": cat(gt, 2, bool),
+        "gt_image": cat(gt, 3, np.int64),
+        "gt_index": cat(gt, 4, np.int64),
+        "dt_xywh": cat(dt, 0, np.float64, (0, 4)),
+        "dt_label": cat(dt, 1, np.int64),
+        "dt_score": cat(dt, 2, np.float64),
+        "dt_image": cat(dt, 3, np.int64),
+        "dt_index": cat(dt, 4, np.int64),
+        "image_ids": image_ids,
     }
 
 
@@ -161,8 +173,9 @@ def _last_argmax(values: np.ndarray) -> np.ndarray:
     return values.shape[-1] - 1 - np.argmax(values[..., ::-1], axis=-1)
 
 
-def _match(ious: np.ndarray, dt_valid: np.ndarray, gt_valid: np.ndarray, gt_ignore: np.ndarray,
-           gt_crowd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _match(
+    ious: np.ndarray, dt_valid: np.ndarray, gt_valid: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy matching at every IoU threshold for n (image, class) pairs at once.
 
     ious [n, D, G] with detections in score order, dt_valid [n, D] / gt_valid [n, G] mark the
@@ -185,8 +198,11 @@ def _match(ious: np.ndarray, dt_valid: np.ndarray, gt_valid: np.ndarray, gt_igno
         # An ordinary object beats any crowd region, whatever their IoUs.
         cand_regular, cand_ignored = free & regular, free & ignored
         has_regular, has_ignored = cand_regular.any(-1), cand_ignored.any(-1)  # (n, T)
-        best = np.where(has_regular, _last_argmax(np.where(cand_regular, iou, -1.0)),
-                        _last_argmax(np.where(cand_ignored, iou, -1.0)))  # (n, T)
+        best = np.where(
+            has_regular,
+            _last_argmax(np.where(cand_regular, iou, -1.0)),
+            _last_argmax(np.where(cand_ignored, iou, -1.0)),
+        )  # (n, T)
         hit = (has_regular | has_ignored) & dt_valid[:, d, None]  # (n, T)
         matched[:, :, d] = hit
         on_ignored[:, :, d] = hit & ~has_regular
@@ -302,18 +318,21 @@ def _summarise(precision: np.ndarray, recall: np.ndarray) -> dict[str, Any]:
         "map": mean_defined(precision),
         "map_50": mean_defined(precision[t50]),
         "map_75": mean_defined(precision[t75]),
-        "ap_per_class": [float(np.mean(precision[:, :, k])) if has_objects[k] else math.nan
-                         for k in range(precision.shape[2])],
-        "ap50_per_class": [float(np.mean(precision[t50, :, k])) if has_objects[k] else math.nan
-                           for k in range(precision.shape[2])],
+        "ap_per_class": [
+            float(np.mean(precision[:, :, k])) if has_objects[k] else math.nan for k in range(precision.shape[2])
+        ],
+        "ap50_per_class": [
+            float(np.mean(precision[t50, :, k])) if has_objects[k] else math.nan for k in range(precision.shape[2])
+        ],
         "ar_100": mean_defined(recall),
         "precision": precision,
         "recall_thresholds": RECALL_THRESHOLDS.copy(),
     }
 
 
-def coco_evaluate(predictions: Sequence[dict], targets: Sequence[dict], num_classes: int, *,
-                  max_dets: int = 100) -> dict[str, Any]:
+def coco_evaluate(
+    predictions: Sequence[dict], targets: Sequence[dict], num_classes: int, *, max_dets: int = 100
+) -> dict[str, Any]:
     """COCO box mAP, written here; equal to pycocotools' on the same inputs.
 
     Args:
@@ -355,13 +374,15 @@ def to_coco_results(predictions: Sequence[dict], image_ids: Sequence[int], categ
         labels = _check_labels(pred["labels"], len(boxes), len(category_ids), f"predictions[{i}]")
         scores = torch.as_tensor(pred["scores"]).detach().cpu().to(torch.float64).reshape(-1).tolist()
         for box, label, score in zip(_xywh(boxes).tolist(), labels.tolist(), scores):
-            rows.append({"image_id": int(image_id), "category_id": int(category_ids[label]), "bbox": box,
-                         "score": float(score)})
+            rows.append(
+                {"image_id": int(image_id), "category_id": int(category_ids[label]), "bbox": box, "score": float(score)}
+            )
     return rows
 
 
-def pycocotools_evaluate(predictions: Sequence[dict], targets: Sequence[dict], num_classes: int, *,
-                         max_dets: int = 100) -> dict[str, Any]:
+def pycocotools_evaluate(
+    predictions: Sequence[dict], targets: Sequence[dict], num_classes: int, *, max_dets: int = 100
+) -> dict[str, Any]:
     """The same numbers as ``coco_evaluate``, computed by pycocotools' COCOeval (the reference).
 
     An in-memory COCO dataset is built from ``targets``: class k becomes category k + 1, a
@@ -385,9 +406,16 @@ def pycocotools_evaluate(predictions: Sequence[dict], targets: Sequence[dict], n
         extent = (xywh[:, :2] + xywh[:, 2:]).max(0) if len(xywh) else np.ones(2)
         images.append({"id": image_id, "width": max(1, math.ceil(extent[0])), "height": max(1, math.ceil(extent[1]))})
         for box, label, is_crowd in zip(xywh.tolist(), labels, crowd):
-            annotations.append({"id": len(annotations) + 1,  # ids start at 1: COCOeval reads id 0 as "unmatched"
-                                "image_id": image_id, "category_id": label + 1, "bbox": box,
-                                "area": box[2] * box[3], "iscrowd": int(bool(is_crowd))})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,  # ids start at 1: COCOeval reads id 0 as "unmatched"
+                    "image_id": image_id,
+                    "category_id": label + 1,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": int(bool(is_crowd)),
+                }
+            )
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()

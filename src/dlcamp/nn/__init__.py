@@ -46,5 +46,12 @@ from dlcamp.nn.transformer import (  # noqa: E402
     keeping_attention,
 )
 
-__all__ += ["LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "TransformerDecoder",
-            "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer", "keeping_attention"]
+__all__ += [
+    "LearnedPositionalEmbedding",
+    "SinusoidalPositionalEncoding",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "keeping_attention",
+]

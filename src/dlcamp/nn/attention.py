@@ -113,9 +113,7 @@ def scaled_dot_product_attention(
 def _as_additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """MultiheadAttention convention (bool True = ignore) -> additive float mask."""
     if mask.dtype == torch.bool:
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-            mask, float("-inf")
-        )
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
     return mask.to(dtype)
 
 
@@ -308,9 +306,7 @@ class MultiheadAttention(nn.Module):
         if need_weights or not self.fast_path:
             heads, attn_weights = _attention(q, k, v, merged_mask, dropout_p, False, None)
         else:
-            heads = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=merged_mask, dropout_p=dropout_p
-            )
+            heads = F.scaled_dot_product_attention(q, k, v, attn_mask=merged_mask, dropout_p=dropout_p)
         # heads: (B, nh, L, hs)
 
         attn_output = heads.transpose(1, 2).reshape(B, L, self.embed_dim)  # (B, L, E)

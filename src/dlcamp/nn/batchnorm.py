@@ -95,8 +95,7 @@ class _BatchNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() not in self._input_dims:
             raise ValueError(
-                f"{type(self).__name__} expects {self._layout} input, "
-                f"got {x.dim()}-D input of shape {tuple(x.shape)}"
+                f"{type(self).__name__} expects {self._layout} input, got {x.dim()}-D input of shape {tuple(x.shape)}"
             )
         if x.shape[1] != self.num_features:
             raise ValueError(

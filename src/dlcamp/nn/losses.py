@@ -53,9 +53,7 @@ def cross_entropy(
         A scalar, or Tensor[B] per example when ``reduction="none"``.
     """
     if logits.dim() != 2:
-        raise ValueError(
-            f"cross_entropy expects logits of shape (batch, classes), got shape {tuple(logits.shape)}"
-        )
+        raise ValueError(f"cross_entropy expects logits of shape (batch, classes), got shape {tuple(logits.shape)}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if reduction not in _REDUCTIONS:
@@ -88,9 +86,7 @@ def cross_entropy(
             loss = nll
     elif target.dim() == 2:
         if not target.is_floating_point():
-            raise ValueError(
-                f"a 2-D target holds class probabilities and must be floating point, got {target.dtype}"
-            )
+            raise ValueError(f"a 2-D target holds class probabilities and must be floating point, got {target.dtype}")
         if target.shape != logits.shape:
             raise ValueError(
                 f"soft targets must have the logits' shape {tuple(logits.shape)}, got {tuple(target.shape)}"
@@ -101,8 +97,7 @@ def cross_entropy(
         loss = -(probs * log_probs).sum(dim=1)  # (B,)
     else:
         raise ValueError(
-            f"target must be class indices (batch,) or probabilities (batch, classes), "
-            f"got shape {tuple(target.shape)}"
+            f"target must be class indices (batch,) or probabilities (batch, classes), got shape {tuple(target.shape)}"
         )
 
     if reduction == "mean":

@@ -49,8 +49,15 @@ class MaskedConv2d(nn.Conv2d):
     defaults to "same" so that output (i, j) sits on input (i, j).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
-                 mask_type: Literal["A", "B"], *, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        mask_type: Literal["A", "B"],
+        *,
+        bias: bool = True,
+    ) -> None:
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
         super().__init__(in_channels, out_channels, (kh, kw), padding=(kh // 2, kw // 2), bias=bias)
         self.mask_type = mask_type

@@ -151,8 +151,7 @@ class CutMix(_BatchMix):
         self._check_batch(x, y)
         if x.dim() < 3:
             raise ValueError(
-                f"CutMix pastes boxes and needs images (batch, [channels,] height, width), "
-                f"got shape {tuple(x.shape)}"
+                f"CutMix pastes boxes and needs images (batch, [channels,] height, width), got shape {tuple(x.shape)}"
             )
         if not self.enabled:
             return x, _one_hot(y, self.num_classes, self._label_dtype(x))

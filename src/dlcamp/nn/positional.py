@@ -39,8 +39,9 @@ def sinusoidal_table(max_len: int, dim: int) -> Tensor:
 
 def _check_length(offset: int, length: int, max_len: int) -> None:
     if offset < 0 or offset + length > max_len:
-        raise ValueError(f"positions {offset}..{offset + length - 1} are outside 0..{max_len - 1}; "
-                         f"raise max_len (now {max_len})")
+        raise ValueError(
+            f"positions {offset}..{offset + length - 1} are outside 0..{max_len - 1}; raise max_len (now {max_len})"
+        )
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -62,7 +63,7 @@ class SinusoidalPositionalEncoding(nn.Module):
         _check_length(offset, x.size(1), self.max_len)
         if self.scale_input:
             x = x * math.sqrt(self.dim)
-        return self.dropout(x + self.table[offset: offset + x.size(1)].to(x.dtype))
+        return self.dropout(x + self.table[offset : offset + x.size(1)].to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, max_len={self.max_len}, scale_input={self.scale_input}"
@@ -81,7 +82,7 @@ class LearnedPositionalEmbedding(nn.Module):
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """x (B, T, E) -> (B, T, E)."""
         _check_length(offset, x.size(1), self.max_len)
-        return self.dropout(x + self.weight[offset: offset + x.size(1)])
+        return self.dropout(x + self.weight[offset : offset + x.size(1)])
 
     def extra_repr(self) -> str:
         return f"max_len={self.max_len}, dim={self.dim}"

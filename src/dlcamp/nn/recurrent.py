@@ -75,9 +75,7 @@ _NUM_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 # ----------------------------------------------------------------------------------
 
 
-def _rnn_step(
-    input_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], relu: bool
-) -> Tensor:
+def _rnn_step(input_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Optional[Tensor], relu: bool) -> Tensor:
     pre = input_proj + F.linear(h, w_hh, b_hh)  # (B, H)
     return torch.relu(pre) if relu else torch.tanh(pre)
 
@@ -164,9 +162,7 @@ class _CellBase(nn.Module):
 class RNNCell(_CellBase):
     """Elman cell: h' = act(W_ih x + b_ih + W_hh h + b_hh). input (B, I), hx (B, H)."""
 
-    def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh") -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
         self.nonlinearity = nonlinearity
@@ -185,9 +181,7 @@ class LSTMCell(_CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__(input_size, hidden_size, bias, num_gates=4)
 
-    def forward(
-        self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
         h0, c0 = hx if hx is not None else (None, None)
         input, h0, batched = self._prepare(input, h0)
         if c0 is None:
@@ -232,13 +226,10 @@ class _RNNBase(nn.Module):
     ) -> None:
         super().__init__()
         if proj_size < 0:
-            raise ValueError(
-                f"proj_size should be a positive integer or zero to disable projections, got {proj_size}"
-            )
+            raise ValueError(f"proj_size should be a positive integer or zero to disable projections, got {proj_size}")
         if proj_size >= hidden_size and proj_size > 0:
             raise ValueError(
-                f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} >= "
-                f"hidden_size={hidden_size}"
+                f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} >= hidden_size={hidden_size}"
             )
         if proj_size > 0 and mode != "LSTM":
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
@@ -350,9 +341,7 @@ class _RNNBase(nn.Module):
         for t in steps:
             new_state = self._step(projections[t], state, w_hh, b_hh, w_hr)
             if valid is not None:
-                new_state = tuple(
-                    torch.where(valid[t], new, old) for new, old in zip(new_state, state)
-                )
+                new_state = tuple(torch.where(valid[t], new, old) for new, old in zip(new_state, state))
                 outputs[t] = new_state[0] * valid[t]  # zero at padding, (B, P)
             else:
                 outputs[t] = new_state[0]
@@ -455,9 +444,7 @@ class RNN(_RNNBase):
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
         self.nonlinearity = nonlinearity
         mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-        super().__init__(
-            mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
-        )
+        super().__init__(mode, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
 
     def forward(self, input, hx: Optional[Tensor] = None):
         output, (h_n,) = self._forward(input, None if hx is None else (hx,))
@@ -484,7 +471,14 @@ class LSTM(_RNNBase):
         proj_size: int = 0,
     ) -> None:
         super().__init__(
-            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
             proj_size,
         )
 
@@ -506,9 +500,7 @@ class GRU(_RNNBase):
         dropout: float = 0.0,
         bidirectional: bool = False,
     ) -> None:
-        super().__init__(
-            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional
-        )
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
 
     def forward(self, input, hx: Optional[Tensor] = None):
         output, (h_n,) = self._forward(input, None if hx is None else (hx,))

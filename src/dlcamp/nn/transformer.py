@@ -40,8 +40,13 @@ from torch import Tensor, nn
 
 from dlcamp.nn.attention import MultiheadAttention
 
-__all__ = ["TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
-           "keeping_attention"]
+__all__ = [
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
+    "keeping_attention",
+]
 
 _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
@@ -71,10 +76,19 @@ class _FeedForward(nn.Module):
         return out_dropout(self.linear2(self.dropout(self.activation(self.linear1(x)))))
 
     @staticmethod
-    def _attend(attn: MultiheadAttention, q: Tensor, kv: Tensor, mask, padding, is_causal: bool,
-                keep: bool) -> tuple[Tensor, Tensor | None]:
-        out, weights = attn(q, kv, kv, attn_mask=mask, key_padding_mask=padding, need_weights=keep,
-                            average_attn_weights=False, is_causal=is_causal)
+    def _attend(
+        attn: MultiheadAttention, q: Tensor, kv: Tensor, mask, padding, is_causal: bool, keep: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        out, weights = attn(
+            q,
+            kv,
+            kv,
+            attn_mask=mask,
+            key_padding_mask=padding,
+            need_weights=keep,
+            average_attn_weights=False,
+            is_causal=is_causal,
+        )
         return out, (weights.detach() if keep and weights is not None else None)
 
 
@@ -86,9 +100,18 @@ class TransformerEncoderLayer(_FeedForward):
     (B, S), True = padding.
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str | Callable[[Tensor], Tensor] = "relu", layer_norm_eps: float = 1e-5,
-                 batch_first: bool = False, norm_first: bool = False, bias: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable[[Tensor], Tensor] = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
         self._init_ff(d_model, dim_feedforward, dropout, activation, bias)
@@ -101,12 +124,18 @@ class TransformerEncoderLayer(_FeedForward):
         self.self_attention_weights: Tensor | None = None
 
     def _sa_block(self, x: Tensor, mask, padding, is_causal: bool) -> Tensor:
-        out, self.self_attention_weights = self._attend(self.self_attn, x, x, mask, padding, is_causal,
-                                                        self.keep_attention)
+        out, self.self_attention_weights = self._attend(
+            self.self_attn, x, x, mask, padding, is_causal, self.keep_attention
+        )
         return self.dropout1(out)
 
-    def forward(self, src: Tensor, src_mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None,
-                is_causal: bool = False) -> Tensor:
+    def forward(
+        self,
+        src: Tensor,
+        src_mask: Tensor | None = None,
+        src_key_padding_mask: Tensor | None = None,
+        is_causal: bool = False,
+    ) -> Tensor:
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
@@ -125,9 +154,18 @@ class TransformerDecoderLayer(_FeedForward):
     ``tgt_is_causal=True`` without a ``tgt_mask`` and the causal mask is built here.
     """
 
-    def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
-                 activation: str | Callable[[Tensor], Tensor] = "relu", layer_norm_eps: float = 1e-5,
-                 batch_first: bool = False, norm_first: bool = False, bias: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable[[Tensor], Tensor] = "relu",
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
         self.multihead_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first)
@@ -144,18 +182,28 @@ class TransformerDecoderLayer(_FeedForward):
         self.cross_attention_weights: Tensor | None = None
 
     def _sa_block(self, x: Tensor, mask, padding, is_causal: bool) -> Tensor:
-        out, self.self_attention_weights = self._attend(self.self_attn, x, x, mask, padding, is_causal,
-                                                        self.keep_attention)
+        out, self.self_attention_weights = self._attend(
+            self.self_attn, x, x, mask, padding, is_causal, self.keep_attention
+        )
         return self.dropout1(out)
 
     def _mha_block(self, x: Tensor, memory: Tensor, mask, padding, is_causal: bool) -> Tensor:
-        out, self.cross_attention_weights = self._attend(self.multihead_attn, x, memory, mask, padding, is_causal,
-                                                         self.keep_attention)
+        out, self.cross_attention_weights = self._attend(
+            self.multihead_attn, x, memory, mask, padding, is_causal, self.keep_attention
+        )
         return self.dropout2(out)
 
-    def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None = None, memory_mask: Tensor | None = None,
-                tgt_key_padding_mask: Tensor | None = None, memory_key_padding_mask: Tensor | None = None,
-                tgt_is_causal: bool = False, memory_is_causal: bool = False) -> Tensor:
+    def forward(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        tgt_key_padding_mask: Tensor | None = None,
+        memory_key_padding_mask: Tensor | None = None,
+        tgt_is_causal: bool = False,
+        memory_is_causal: bool = False,
+    ) -> Tensor:
         x = tgt
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), tgt_mask, tgt_key_padding_mask, tgt_is_causal)
@@ -177,8 +225,12 @@ def _clones(layer: nn.Module, num_layers: int) -> nn.ModuleList:
 class TransformerEncoder(nn.Module):
     """``num_layers`` copies of ``encoder_layer`` and an optional final norm (pre-norm stacks need it)."""
 
-    def __init__(self, encoder_layer: TransformerEncoderLayer | list[TransformerEncoderLayer], num_layers: int | None = None,
-                 norm: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        encoder_layer: TransformerEncoderLayer | list[TransformerEncoderLayer],
+        num_layers: int | None = None,
+        norm: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(encoder_layer, list):  # independently initialised layers
             self.layers = nn.ModuleList(encoder_layer)
@@ -187,8 +239,13 @@ class TransformerEncoder(nn.Module):
         self.num_layers = len(self.layers)
         self.norm = norm
 
-    def forward(self, src: Tensor, mask: Tensor | None = None, src_key_padding_mask: Tensor | None = None,
-                is_causal: bool | None = None) -> Tensor:
+    def forward(
+        self,
+        src: Tensor,
+        mask: Tensor | None = None,
+        src_key_padding_mask: Tensor | None = None,
+        is_causal: bool | None = None,
+    ) -> Tensor:
         x = src
         for layer in self.layers:
             x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))
@@ -198,8 +255,12 @@ class TransformerEncoder(nn.Module):
 class TransformerDecoder(nn.Module):
     """``num_layers`` copies of ``decoder_layer`` and an optional final norm."""
 
-    def __init__(self, decoder_layer: TransformerDecoderLayer | list[TransformerDecoderLayer], num_layers: int | None = None,
-                 norm: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        decoder_layer: TransformerDecoderLayer | list[TransformerDecoderLayer],
+        num_layers: int | None = None,
+        norm: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         if isinstance(decoder_layer, list):
             self.layers = nn.ModuleList(decoder_layer)
@@ -208,14 +269,29 @@ class TransformerDecoder(nn.Module):
         self.num_layers = len(self.layers)
         self.norm = norm
 
-    def forward(self, tgt: Tensor, memory: Tensor, tgt_mask: Tensor | None = None, memory_mask: Tensor | None = None,
-                tgt_key_padding_mask: Tensor | None = None, memory_key_padding_mask: Tensor | None = None,
-                tgt_is_causal: bool | None = None, memory_is_causal: bool = False) -> Tensor:
+    def forward(
+        self,
+        tgt: Tensor,
+        memory: Tensor,
+        tgt_mask: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        tgt_key_padding_mask: Tensor | None = None,
+        memory_key_padding_mask: Tensor | None = None,
+        tgt_is_causal: bool | None = None,
+        memory_is_causal: bool = False,
+    ) -> Tensor:
         x = tgt
         for layer in self.layers:
-            x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask, tgt_key_padding_mask=tgt_key_padding_mask,
-                      memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=bool(tgt_is_causal),
-                      memory_is_causal=memory_is_causal)
+            x = layer(
+                x,
+                memory,
+                tgt_mask=tgt_mask,
+                memory_mask=memory_mask,
+                tgt_key_padding_mask=tgt_key_padding_mask,
+                memory_key_padding_mask=memory_key_padding_mask,
+                tgt_is_causal=bool(tgt_is_causal),
+                memory_is_causal=memory_is_causal,
+            )
         return self.norm(x) if self.norm is not None else x
 
 

@@ -150,9 +150,7 @@ class AnchorGenerator:
         device: torch.device | str | None = None,
     ) -> Tensor:
         if len(feature_sizes) != len(self.sizes):
-            raise UsageError(
-                f"AnchorGenerator has {len(self.sizes)} levels but got {len(feature_sizes)} feature maps"
-            )
+            raise UsageError(f"AnchorGenerator has {len(self.sizes)} levels but got {len(feature_sizes)} feature maps")
         image_h, image_w = image_size
         levels = [
             grid_anchors(_cell_anchors(sizes, ratios, dtype, device), (h, w), (image_h // h, image_w // w), offset=0.0)
@@ -189,11 +187,13 @@ def default_boxes(
     (s_k sqrt(r), s_k / sqrt(r)) and its transpose for each r.
     """
     if len(scales) != len(feature_sizes) + 1:
-        raise UsageError(f"default_boxes needs len(feature_sizes) + 1 = {len(feature_sizes) + 1} scales, "
-                         f"got {len(scales)}")
+        raise UsageError(
+            f"default_boxes needs len(feature_sizes) + 1 = {len(feature_sizes) + 1} scales, got {len(scales)}"
+        )
     if len(aspect_ratios) != len(feature_sizes):
-        raise UsageError(f"default_boxes needs one list of aspect ratios per level ({len(feature_sizes)}), "
-                         f"got {len(aspect_ratios)}")
+        raise UsageError(
+            f"default_boxes needs one list of aspect ratios per level ({len(feature_sizes)}), got {len(aspect_ratios)}"
+        )
     image_h, image_w = image_size
     levels = []
     for k, (h, w) in enumerate(feature_sizes):

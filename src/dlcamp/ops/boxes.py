@@ -125,9 +125,7 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     return iou - _safe_divide(enclosing - union, enclosing)
 
 
-def generalized_box_iou_loss(
-    boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7
-) -> Tensor:
+def generalized_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none", eps: float = 1e-7) -> Tensor:
     """1 - GIoU of matched pairs: boxes1[i] against boxes2[i], both (..., 4) xyxy.
 
     As in torchvision, ``eps`` is added to both denominators so that the loss (and its

@@ -147,9 +147,7 @@ def _random_subset(n: int, k: int, generator: torch.Generator | None, device: to
     return torch.randperm(n, generator=generator, device=source)[:k].to(device)
 
 
-def hard_negative_mining(
-    loss: Tensor, positive: Tensor, neg_pos_ratio: float | None, min_negatives: int = 0
-) -> Tensor:
+def hard_negative_mining(loss: Tensor, positive: Tensor, neg_pos_ratio: float | None, min_negatives: int = 0) -> Tensor:
     """Positives plus, per image, the hardest negatives: bool mask (B, A).
 
     Args:

@@ -96,7 +96,10 @@ def _keep_mask_sorted(boxes: Tensor, threshold: float) -> Tensor:
         chunk = max(1, CHUNK_PAIRS // candidates.numel())
         for k in range(0, kept_areas.shape[0], chunk):
             suppressed = _overlaps(
-                kept_coords[:, k : k + chunk], kept_areas[k : k + chunk], coords[:, candidates], areas[candidates],
+                kept_coords[:, k : k + chunk],
+                kept_areas[k : k + chunk],
+                coords[:, candidates],
+                areas[candidates],
                 threshold,
             ).any(dim=0)
             candidates = candidates[~suppressed]

@@ -65,9 +65,7 @@ def _rois(boxes: Tensor | list[Tensor], dtype: torch.dtype, device: torch.device
             raise UsageError(f"RoI boxes of image {i} must be a (L, 4) tensor, got {shape}")
     if not boxes:
         return torch.zeros((0, 5), dtype=dtype, device=device)
-    batch_index = torch.cat(
-        [torch.full((len(b),), float(i), dtype=dtype, device=device) for i, b in enumerate(boxes)]
-    )
+    batch_index = torch.cat([torch.full((len(b),), float(i), dtype=dtype, device=device) for i, b in enumerate(boxes)])
     coords = torch.cat([b.detach().to(dtype=dtype, device=device) for b in boxes])
     return torch.cat((batch_index[:, None], coords), dim=1)
 

@@ -128,9 +128,7 @@ def foreach_slices(params: list[Tensor]) -> list[slice]:
     return slices
 
 
-def run_foreach(
-    update: Callable[..., None], params: list[Tensor], *lists: list[Any], **hyperparameters: Any
-) -> None:
+def run_foreach(update: Callable[..., None], params: list[Tensor], *lists: list[Any], **hyperparameters: Any) -> None:
     """``update(params, *lists, **hyperparameters)`` on each of ``foreach_slices(params)``.
 
     A list that is empty (state an option does not use, such as AMSGrad's maxima) stays empty;

@@ -66,9 +66,7 @@ class Adagrad(CurriculumOptimizer):
         state = self.state[p]
         if not state:
             state["step"] = new_step_counter()
-            state["sum"] = torch.full_like(
-                p, group["initial_accumulator_value"], memory_format=torch.preserve_format
-            )
+            state["sum"] = torch.full_like(p, group["initial_accumulator_value"], memory_format=torch.preserve_format)
 
     def _update_group(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         for p in params:  # parameters added later with add_param_group

@@ -55,8 +55,9 @@ def decays(module: nn.Module, name: str, param: nn.Parameter) -> bool:
     return param.ndim >= 2 and not isinstance(module, _embedding_types()) and leaf not in TOKEN_NAMES
 
 
-def param_groups_for(modules: Iterable[nn.Module], *, no_decay: bool, weight_decay: float | None
-                     ) -> list[dict[str, Any]]:
+def param_groups_for(
+    modules: Iterable[nn.Module], *, no_decay: bool, weight_decay: float | None
+) -> list[dict[str, Any]]:
     """The ``params`` argument of an optimizer over ``modules``' trainable-or-not parameters.
 
     Without ``no_decay``: one plain list (the optimizer's own ``weight_decay`` applies).

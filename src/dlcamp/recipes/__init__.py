@@ -35,8 +35,10 @@ def _recipe_files() -> dict[str, Path]:
 def _register_all() -> None:
     for name, path in sorted(_recipe_files().items()):
         if name not in RECIPES:
+
             def loader(_path: Path = path) -> dict[str, Any]:
                 return load_yaml(_path)
+
             RECIPES.register(name, description=str(load_yaml(path).get("description", "")))(loader)
 
 

@@ -33,7 +33,9 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         keys += [k for k in row if k not in keys]
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(row.get(k, '')))}</td>" for k in keys) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(fmt(row.get(k, '')))}</td>" for k in keys) + "</tr>" for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -76,8 +78,10 @@ def page(title: str, sections: Sequence[tuple[str, ...]], *, subtitle: str = "")
         while anchor in anchors:
             anchor, k = f"{base}-{k}", k + 1
         anchors.append(anchor)
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-           f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+    ]
     if subtitle:
         out.append(f"<p class='muted'>{html.escape(subtitle)}</p>")
     if len(parts) > 1:
@@ -90,9 +94,12 @@ def page(title: str, sections: Sequence[tuple[str, ...]], *, subtitle: str = "")
 
 def toc(parts: Sequence[Part], anchors: Sequence[str]) -> str:
     """The table of contents: a numbered list of links to the sections, each with its note."""
-    items = "".join(f'<li><a href="#{a}">{html.escape(p.heading)}</a>'
-                    + (f" <span class='muted'>{html.escape(p.note)}</span>" if p.note else "") + "</li>"
-                    for p, a in zip(parts, anchors))
+    items = "".join(
+        f'<li><a href="#{a}">{html.escape(p.heading)}</a>'
+        + (f" <span class='muted'>{html.escape(p.note)}</span>" if p.note else "")
+        + "</li>"
+        for p, a in zip(parts, anchors)
+    )
     return f"<nav class='toc'><strong>Contents</strong><ol>{items}</ol></nav>"
 
 
@@ -103,9 +110,18 @@ def run_section(summary: dict[str, Any], figures: Sequence[Path]) -> str:
 
 def summary_tables(summary: dict[str, Any]) -> str:
     """A run's facts (recipe, model, data, size, budget, seed) and its final metrics, as two tables."""
-    facts = [{"recipe": summary.get("recipe"), "model": summary.get("model"), "dataset": summary.get("dataset"),
-              "params": summary.get("params"), "epochs": summary.get("epochs"), "steps": summary.get("steps"),
-              "train seconds": summary.get("train_seconds"), "seed": summary.get("seed")}]
+    facts = [
+        {
+            "recipe": summary.get("recipe"),
+            "model": summary.get("model"),
+            "dataset": summary.get("dataset"),
+            "params": summary.get("params"),
+            "epochs": summary.get("epochs"),
+            "steps": summary.get("steps"),
+            "train seconds": summary.get("train_seconds"),
+            "seed": summary.get("seed"),
+        }
+    ]
     return table(facts) + table([dict(summary.get("metrics", {}))])
 
 
@@ -113,7 +129,8 @@ def write_run_report(run_dir: Path, summary: dict[str, Any], figures: Sequence[P
     """``run_dir/report.html``: the summary, then one section per figure, a table of contents on top."""
     path = run_dir / "report.html"
     parts = [Part("Summary", summary_tables(summary))]
-    parts += [Part(p.stem.replace("_", " "), img_tag(p, p.stem.replace("_", " ")), anchor=anchor_of(p.stem))
-              for p in figures]
+    parts += [
+        Part(p.stem.replace("_", " "), img_tag(p, p.stem.replace("_", " ")), anchor=anchor_of(p.stem)) for p in figures
+    ]
     write_text(path, page(f"dlcamp run: {summary.get('recipe')}", parts, subtitle=str(run_dir)))
     return path

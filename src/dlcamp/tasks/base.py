@@ -125,8 +125,14 @@ class Task(L.LightningModule):
             )
 
     # -- what the engine sets ------------------------------------------------------------
-    def configure_engine(self, *, optim: dict[str, Any], channels_last: bool = False,
-                         phases: list[Phase] | None = None, gradient_clip_val: float = 0.0) -> None:
+    def configure_engine(
+        self,
+        *,
+        optim: dict[str, Any],
+        channels_last: bool = False,
+        phases: list[Phase] | None = None,
+        gradient_clip_val: float = 0.0,
+    ) -> None:
         """Engine-owned options; checks the optimizer groups and phases against ``param_groups``."""
         from dlcamp.errors import UsageError
 
@@ -139,13 +145,17 @@ class Task(L.LightningModule):
         self.automatic_optimization = not is_multi(self.optim_cfg)
         groups = self.param_groups()
         if is_multi(self.optim_cfg) and set(self.optim_cfg) != set(groups):
-            raise UsageError(f"optim names {', '.join(self.optim_cfg)}; this model and task train the parameter "
-                             f"groups {', '.join(groups)}: give one optimizer spec, or one per group")
+            raise UsageError(
+                f"optim names {', '.join(self.optim_cfg)}; this model and task train the parameter "
+                f"groups {', '.join(groups)}: give one optimizer spec, or one per group"
+            )
         for phase in self.phases:
             unknown = [g for g in phase.train if g not in groups]
             if unknown:
-                raise UsageError(f"phase {phase.name!r} trains {', '.join(unknown)}, which is not a parameter group "
-                                 f"here (groups: {', '.join(groups)})")
+                raise UsageError(
+                    f"phase {phase.name!r} trains {', '.join(unknown)}, which is not a parameter group "
+                    f"here (groups: {', '.join(groups)})"
+                )
 
     def param_groups(self) -> dict[str, nn.Module]:
         """Named parts that optimizers and phases address: the model's own groups, or one, ``model``."""
@@ -173,8 +183,9 @@ class Task(L.LightningModule):
             optimizer = build_optimizer(spec, modules)
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.lr_lambda(schedule, total))
             lr_name = "lr" if name == "all" else f"lr/{name}"
-            configs.append({"optimizer": optimizer,
-                            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": lr_name}})
+            configs.append(
+                {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": lr_name}}
+            )
         self._optimizer_names = list(named)
         return configs[0] if len(configs) == 1 else configs
 

@@ -25,11 +25,24 @@ class ClassificationTask(Task):
     """Cross-entropy on a classifier; an ``AuxiliaryClassifier`` adds its heads' losses, an
     ``AttentionMapper`` (ViT) adds the class-token attention figure."""
 
-    def __init__(self, model: nn.Module, *, num_classes: int, label_smoothing: float = 0.0,
-                 mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, input_noise: float = 0.0,
-                 weight_noise: float = 0.0) -> None:
-        for name, v in (("label_smoothing", label_smoothing), ("mixup_alpha", mixup_alpha),
-                        ("cutmix_alpha", cutmix_alpha), ("input_noise", input_noise), ("weight_noise", weight_noise)):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        num_classes: int,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        input_noise: float = 0.0,
+        weight_noise: float = 0.0,
+    ) -> None:
+        for name, v in (
+            ("label_smoothing", label_smoothing),
+            ("mixup_alpha", mixup_alpha),
+            ("cutmix_alpha", cutmix_alpha),
+            ("input_noise", input_noise),
+            ("weight_noise", weight_noise),
+        ):
             if v < 0:
                 raise ValueError(f"task.{name} must be >= 0, got {v}")
         if label_smoothing >= 1:
@@ -37,8 +50,11 @@ class ClassificationTask(Task):
         super().__init__(model)
         self.num_classes = num_classes
         self.label_smoothing = label_smoothing
-        self.mixer = (dnn.MixupOrCutMix(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, num_classes=num_classes)
-                      if (mixup_alpha > 0 or cutmix_alpha > 0) else None)
+        self.mixer = (
+            dnn.MixupOrCutMix(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, num_classes=num_classes)
+            if (mixup_alpha > 0 or cutmix_alpha > 0)
+            else None
+        )
         self.input_noise = dnn.GaussianNoise(input_noise) if input_noise > 0 else None
         self.weight_noise_std = weight_noise
         self._noise_stack: ExitStack | None = None
@@ -58,7 +74,8 @@ class ClassificationTask(Task):
             # auxiliary classifiers (GoogLeNet): their losses join the main one, weighted
             logits, *aux = self.model.forward_with_aux(x)
             loss = self.loss(logits, target) + self.model.aux_loss_weight * sum(
-                self.loss(a, target) for a in aux if a is not None)
+                self.loss(a, target) for a in aux if a is not None
+            )
         else:
             logits = self.model(x)  # (B, K)
             loss = self.loss(logits, target)
@@ -120,9 +137,17 @@ class ClassificationTask(Task):
         images = datamodule.denormalize(torch.stack([datamodule.splits["test"][i][0] for i in shown]))
         titles = [f"{names[preds[i]]} ({names[labels[i]]})" for i in shown]
         wrong = [bool(preds[i] != labels[i]) for i in shown]
-        paths.append(F.save(F.plot_image_grid(images, titles, highlight=wrong,
-                                              suptitle=f"test images: predicted (true); {len(wrong_idx)} wrong, in red, first"),
-                            out_dir / "test_predictions.png"))
+        paths.append(
+            F.save(
+                F.plot_image_grid(
+                    images,
+                    titles,
+                    highlight=wrong,
+                    suptitle=f"test images: predicted (true); {len(wrong_idx)} wrong, in red, first",
+                ),
+                out_dir / "test_predictions.png",
+            )
+        )
         if isinstance(self.model, AttentionMapper):
             paths.append(self._class_token_attention(shown[:8], datamodule, out_dir))
         return paths
@@ -145,8 +170,10 @@ class ClassificationTask(Task):
         heat = F_.interpolate(heat, size=size, mode="nearest").expand(-1, images.size(1), -1, -1)
         pairs = torch.stack([images.cpu(), heat], dim=1).flatten(0, 1)  # image, its map, image, ...
         titles = ["image", "class token looks at"] * len(images)
-        return F.save(F.plot_image_grid(pairs, titles, suptitle="ViT: last layer, class-token attention over patches"),
-                      out_dir / "class_token_attention.png")
+        return F.save(
+            F.plot_image_grid(pairs, titles, suptitle="ViT: last layer, class-token attention over patches"),
+            out_dir / "class_token_attention.png",
+        )
 
     def predict_files(self, inputs, datamodule: Any, output: Path | None) -> None:
         """Classify image files; CSV rows: file, predicted class, probability, top-3."""
@@ -158,8 +185,14 @@ class ClassificationTask(Task):
         rows = [["file", "class", "probability", "top3"]]
         for path, p in zip(inputs, probs):
             top = p.topk(min(3, len(p)))
-            rows.append([str(path), names[int(top.indices[0])], f"{float(top.values[0]):.4f}",
-                         " ".join(f"{names[int(i)]}:{float(v):.3f}" for v, i in zip(top.values, top.indices))])
+            rows.append(
+                [
+                    str(path),
+                    names[int(top.indices[0])],
+                    f"{float(top.values[0]):.4f}",
+                    " ".join(f"{names[int(i)]}:{float(v):.3f}" for v, i in zip(top.values, top.indices)),
+                ]
+            )
         emit_csv(rows, output)
 
 

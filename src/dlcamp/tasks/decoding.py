@@ -64,7 +64,9 @@ def greedy_decode(model: Seq2Seq, src: Tensor, *, max_len: int) -> Tensor:
 
 
 @torch.no_grad()
-def beam_search(model: Seq2Seq, src: Tensor, *, max_len: int, beam_size: int = 4, length_penalty: float = 0.0) -> Tensor:
+def beam_search(
+    model: Seq2Seq, src: Tensor, *, max_len: int, beam_size: int = 4, length_penalty: float = 0.0
+) -> Tensor:
     """The best of ``beam_size`` hypotheses kept at every step (see the module docstring)."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")

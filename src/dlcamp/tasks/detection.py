@@ -50,15 +50,26 @@ def _to_cpu(d: dict[str, Any]) -> dict[str, Any]:
 
 def four_step_phases(fractions: Sequence[float]) -> list[Phase]:
     """Ren et al.'s alternating schedule as four phases over the groups body, rpn, head and rpn_body."""
-    trains = [("rpn_alone", ["rpn_body", "rpn"]), ("detector", ["body", "head"]), ("rpn_shared", ["rpn"]),
-              ("head_shared", ["head"])]
+    trains = [
+        ("rpn_alone", ["rpn_body", "rpn"]),
+        ("detector", ["body", "head"]),
+        ("rpn_shared", ["rpn"]),
+        ("head_shared", ["head"]),
+    ]
     return [Phase(name=name, train=train, share=float(f)) for (name, train), f in zip(trains, fractions)]
 
 
 class DetectionTask(Task):
-    def __init__(self, model: nn.Module, *, class_names: Sequence[str], category_ids: Sequence[int],
-                 training_mode: str = "joint", stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
-                 draw_threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        class_names: Sequence[str],
+        category_ids: Sequence[int],
+        training_mode: str = "joint",
+        stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+        draw_threshold: float = 0.5,
+    ) -> None:
         super().__init__(model)
         self.class_names = list(class_names)
         self.category_ids = list(category_ids) or list(range(1, len(self.class_names) + 1))
@@ -120,7 +131,9 @@ class DetectionTask(Task):
         preds, targets = [], []
         with evaluating(self):
             for images, tgts in loader:
-                images = images.to(self.device) if isinstance(images, torch.Tensor) else [i.to(self.device) for i in images]
+                images = (
+                    images.to(self.device) if isinstance(images, torch.Tensor) else [i.to(self.device) for i in images]
+                )
                 preds += [_to_cpu(d) for d in self.model.detect(images)]
                 targets += [_to_cpu(t) for t in tgts]
         return preds, targets
@@ -155,20 +168,42 @@ class DetectionTask(Task):
         images = [test[i][0] for i in shown]
         paths = []
         if all(im.shape == images[0].shape for im in images):
-            paths.append(F.save(F.plot_detections(torch.stack(images), [preds[i] for i in shown], self.class_names,
-                                                  targets=[targets[i] for i in shown],
-                                                  score_threshold=self.draw_threshold,
-                                                  title=f"test detections (score >= {self.draw_threshold}); "
-                                                        "ground truth dashed"),
-                                out_dir / "detections.png"))
+            paths.append(
+                F.save(
+                    F.plot_detections(
+                        torch.stack(images),
+                        [preds[i] for i in shown],
+                        self.class_names,
+                        targets=[targets[i] for i in shown],
+                        score_threshold=self.draw_threshold,
+                        title=f"test detections (score >= {self.draw_threshold}); ground truth dashed",
+                    ),
+                    out_dir / "detections.png",
+                )
+            )
         image = images[0]
         anchors = self.model.anchors_per_level(tuple(image.shape[-2:]))
-        paths.append(F.save(F.plot_anchors(image, anchors, title=f"{type(self.model).__name__}: anchors per level "
-                                                                  f"({sum(len(a) for a in anchors)} in all)"),
-                            out_dir / "anchors.png"))
-        paths.append(F.save(F.plot_pr_curves(ref["precision"][0], ref["recall_thresholds"], self.class_names,
-                                             title=f"precision-recall at IoU 0.5 (test mAP@0.5 {ref['map_50']:.3f})"),
-                            out_dir / "pr_curves.png"))
+        paths.append(
+            F.save(
+                F.plot_anchors(
+                    image,
+                    anchors,
+                    title=f"{type(self.model).__name__}: anchors per level ({sum(len(a) for a in anchors)} in all)",
+                ),
+                out_dir / "anchors.png",
+            )
+        )
+        paths.append(
+            F.save(
+                F.plot_pr_curves(
+                    ref["precision"][0],
+                    ref["recall_thresholds"],
+                    self.class_names,
+                    title=f"precision-recall at IoU 0.5 (test mAP@0.5 {ref['map_50']:.3f})",
+                ),
+                out_dir / "pr_curves.png",
+            )
+        )
         return paths
 
     # -- predict -------------------------------------------------------------------------------
@@ -205,8 +240,9 @@ class DetectionTask(Task):
             rows += to_coco_results([det], [image_id], self.category_ids)
             if image_dir is not None:
                 keep = det["scores"] >= self.draw_threshold
-                png = F.draw_boxes(image, det["boxes"][keep], det["labels"][keep], self.class_names,
-                                   det["scores"][keep])
+                png = F.draw_boxes(
+                    image, det["boxes"][keep], det["labels"][keep], self.class_names, det["scores"][keep]
+                )
                 buf = io.BytesIO()
                 png.save(buf, format="PNG")
                 write_bytes(image_dir / f"{path.stem}.png", buf.getvalue())
@@ -218,9 +254,14 @@ class DetectionTask(Task):
 
 
 @register_task("detection")
-def detection(*, model: nn.Module, datamodule: Any, training_mode: str = "joint",
-              stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25), draw_threshold: float = 0.5
-              ) -> DetectionTask:
+def detection(
+    *,
+    model: nn.Module,
+    datamodule: Any,
+    training_mode: str = "joint",
+    stage_fractions: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
+    draw_threshold: float = 0.5,
+) -> DetectionTask:
     """Detect objects: the model's own losses, COCO mAP (ours, checked against pycocotools), four-step training."""
     from dlcamp.data.detection import DetectionData
     from dlcamp.models.contracts import Grouped
@@ -234,11 +275,19 @@ def detection(*, model: nn.Module, datamodule: Any, training_mode: str = "joint"
         raise UsageError(f"task.training_mode must be one of {', '.join(TRAINING_MODES)}, got {training_mode!r}")
     if training_mode == "four_step":
         if not (isinstance(model, Grouped) and {"body", "rpn", "head"} <= set(model.param_groups())):
-            raise UsageError("task.training_mode four_step alternates an RPN and a detector head: "
-                             "it needs a two-stage model (fasterrcnn)")
+            raise UsageError(
+                "task.training_mode four_step alternates an RPN and a detector head: "
+                "it needs a two-stage model (fasterrcnn)"
+            )
         if len(stage_fractions) != 4 or any(f <= 0 for f in stage_fractions):
             raise UsageError(f"task.stage_fractions must be 4 positive numbers, got {list(stage_fractions)}")
     if not 0 <= draw_threshold <= 1:
         raise UsageError(f"task.draw_threshold must be in [0, 1], got {draw_threshold}")
-    return DetectionTask(model, class_names=datamodule.class_names, category_ids=datamodule.category_ids,
-                         training_mode=training_mode, stage_fractions=stage_fractions, draw_threshold=draw_threshold)
+    return DetectionTask(
+        model,
+        class_names=datamodule.class_names,
+        category_ids=datamodule.category_ids,
+        training_mode=training_mode,
+        stage_fractions=stage_fractions,
+        draw_threshold=draw_threshold,
+    )

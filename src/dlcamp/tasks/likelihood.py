@@ -105,8 +105,13 @@ class LikelihoodTask(Task, ImageSampler):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(EVAL_SEED)
             if self.model.conditional:
-                per_class = torch.stack([self.model.log_prob(x, torch.full((len(x),), k, device=self.device))
-                                         for k in range(len(self.class_names))], dim=1)  # (N, K)
+                per_class = torch.stack(
+                    [
+                        self.model.log_prob(x, torch.full((len(x),), k, device=self.device))
+                        for k in range(len(self.class_names))
+                    ],
+                    dim=1,
+                )  # (N, K)
                 nll, best = -per_class.max(1).values, per_class.argmax(1)
                 header += ["most likely class"]
             else:
@@ -134,8 +139,12 @@ class LikelihoodTask(Task, ImageSampler):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(EVAL_SEED)
             images, titles = self.sample_images(64)
-            paths = [F.save(F.plot_image_grid(images, titles, suptitle=f"64 samples from {type(self.model).__name__}"),
-                            out_dir / "samples.png")]
+            paths = [
+                F.save(
+                    F.plot_image_grid(images, titles, suptitle=f"64 samples from {type(self.model).__name__}"),
+                    out_dir / "samples.png",
+                )
+            ]
             test = datamodule.splits["test"]
             x = torch.stack([test[i][0] for i in range(16)])
             y = torch.stack([torch.as_tensor(test[i][1]) for i in range(16)])
@@ -156,8 +165,10 @@ class LikelihoodTask(Task, ImageSampler):
         top.view(len(x), -1)[:, start:] = 0.5  # grey: the hidden half
         done = [self.model.sample(len(x), prefix=x.to(self.device), start=start).cpu() for _ in range(3)]
         grid = torch.cat([x, top, *done])
-        return F.save(F.plot_image_grid(grid, suptitle="rows: test image, top half given, three completions"),
-                      out_dir / "completions.png")
+        return F.save(
+            F.plot_image_grid(grid, suptitle="rows: test image, top half given, three completions"),
+            out_dir / "completions.png",
+        )
 
     @torch.no_grad()
     def _vae_figures(self, x: torch.Tensor, y: torch.Tensor, datamodule: Any, out_dir: Path, F) -> list[Path]:
@@ -166,16 +177,28 @@ class LikelihoodTask(Task, ImageSampler):
         cond = self._condition(y)
         mu, _ = model.encode(x, cond)
         recon = model.decode_mean(mu, cond)
-        paths = [F.save(F.plot_image_grid(torch.cat([x[:8], recon[:8], x[8:16], recon[8:16]]),
-                                          suptitle="test images and their reconstructions E[x | z = mu(x)] (rows in pairs)"),
-                        out_dir / "reconstructions.png")]
+        paths = [
+            F.save(
+                F.plot_image_grid(
+                    torch.cat([x[:8], recon[:8], x[8:16], recon[8:16]]),
+                    suptitle="test images and their reconstructions E[x | z = mu(x)] (rows in pairs)",
+                ),
+                out_dir / "reconstructions.png",
+            )
+        ]
         # what the samples are drawn from: E[x | z] for z ~ N(0, I), grey = uncertain pixel
         z = torch.randn(32, model.latent_dim)
         c32 = (torch.arange(32) % len(self.class_names)) if model.conditional else None
-        paths.append(F.save(F.plot_image_grid(model.decode_mean(z, c32),
-                                              [self.class_names[int(c)] for c in c32] if c32 is not None else None,
-                                              suptitle="decoder means E[x | z], z ~ N(0, I): the pixel probabilities samples are drawn from"),
-                            out_dir / "sample_means.png"))
+        paths.append(
+            F.save(
+                F.plot_image_grid(
+                    model.decode_mean(z, c32),
+                    [self.class_names[int(c)] for c in c32] if c32 is not None else None,
+                    suptitle="decoder means E[x | z], z ~ N(0, I): the pixel probabilities samples are drawn from",
+                ),
+                out_dir / "sample_means.png",
+            )
+        )
         # latent traversal
         steps = torch.linspace(-2.5, 2.5, 9)
         if model.latent_dim == 2:  # the whole 2-D latent plane at Gaussian quantiles
@@ -186,14 +209,15 @@ class LikelihoodTask(Task, ImageSampler):
             dims = min(8, model.latent_dim)
             z = mu[0].repeat(dims * len(steps), 1)
             for d in range(dims):
-                z[d * len(steps):(d + 1) * len(steps), d] = steps
+                z[d * len(steps) : (d + 1) * len(steps), d] = steps
             what = f"rows: latent dimensions 1..{dims} swept from -2.5 to 2.5 (others at mu of a test image)"
         c = None
         if model.conditional:
             c = torch.full((len(z),), int(y[0]))
             what += f"; class {self.class_names[int(y[0])]}"
-        paths.append(F.save(F.plot_image_grid(model.decode_mean(z, c), ncols=9, suptitle=what),
-                            out_dir / "latent_traversal.png"))
+        paths.append(
+            F.save(F.plot_image_grid(model.decode_mean(z, c), ncols=9, suptitle=what), out_dir / "latent_traversal.png")
+        )
         # latent map of the test set
         means, labels = [], []
         for xb, yb in datamodule.split_loader("test"):
@@ -206,9 +230,19 @@ class LikelihoodTask(Task, ImageSampler):
             centred = means_t - means_t.mean(0)
             _, _, v = torch.linalg.svd(centred, full_matrices=False)
             pts, axes = centred @ v[:2].T, ("principal component 1 of mu", "principal component 2 of mu")
-        paths.append(F.save(F.plot_latent_map(pts, labels_t, self.class_names, xlabel=axes[0], ylabel=axes[1],
-                                              title=f"test set: posterior means mu(x), Z = {model.latent_dim}"),
-                            out_dir / "latent_map.png"))
+        paths.append(
+            F.save(
+                F.plot_latent_map(
+                    pts,
+                    labels_t,
+                    self.class_names,
+                    xlabel=axes[0],
+                    ylabel=axes[1],
+                    title=f"test set: posterior means mu(x), Z = {model.latent_dim}",
+                ),
+                out_dir / "latent_map.png",
+            )
+        )
         return paths
 
 
@@ -216,7 +250,9 @@ class LikelihoodTask(Task, ImageSampler):
 def likelihood(*, model: nn.Module, datamodule: Any) -> LikelihoodTask:
     """Density estimation: maximum likelihood (or the ELBO), NLL in nats and bits per dimension."""
     if not isinstance(model, DensityModel):
-        raise UsageError(f"the likelihood task needs a density model (nade, pixelcnn, pixelrnn, vae, ...), "
-                         f"got {type(model).__name__}")
+        raise UsageError(
+            f"the likelihood task needs a density model (nade, pixelcnn, pixelrnn, vae, ...), "
+            f"got {type(model).__name__}"
+        )
     names = list(datamodule.class_names) or [str(i) for i in range(datamodule.num_classes)]
     return LikelihoodTask(model, class_names=names)

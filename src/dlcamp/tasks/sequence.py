@@ -49,20 +49,34 @@ LN2 = math.log(2)
 SAMPLE_SEED = 0
 
 
-def _token_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
-                reduction: str = "mean") -> torch.Tensor:
+def _token_loss(
+    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0, reduction: str = "mean"
+) -> torch.Tensor:
     """Cross-entropy over (B, T, V) logits and (B, T) targets, PAD positions ignored."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
-                           label_smoothing=label_smoothing, reduction=reduction)
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(),
+        target.flatten(),
+        ignore_index=PAD,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+    )
 
 
 # -- language model -----------------------------------------------------------------------
 
+
 class LanguageModelTask(Task):
     """Next-token prediction for a ``LanguageModel``; a ``CountingModel`` is fitted by counting."""
 
-    def __init__(self, model: LanguageModel, *, vocab: Any, sample_temperatures: Sequence[float] = (0.5, 1.0),
-                 sample_length: int = 300, prompt: str = "") -> None:
+    def __init__(
+        self,
+        model: LanguageModel,
+        *,
+        vocab: Any,
+        sample_temperatures: Sequence[float] = (0.5, 1.0),
+        sample_length: int = 300,
+        prompt: str = "",
+    ) -> None:
         if any(t <= 0 for t in sample_temperatures):
             raise ValueError(f"task.sample_temperatures must be > 0, got {list(sample_temperatures)}")
         if sample_length < 1:
@@ -125,7 +139,7 @@ class LanguageModelTask(Task):
         generator = torch.Generator(device=self.device).manual_seed(seed)
         with evaluating(self):
             out = self.model.generate(x, n, temperature=temperature, generator=generator)
-        return prompt + self.vocab.decode(out[0, len(ids):].tolist())
+        return prompt + self.vocab.decode(out[0, len(ids) :].tolist())
 
     def figures(self, datamodule: Any, out_dir: Path) -> list[Path]:
         from dlcamp.report import figures as F
@@ -133,8 +147,12 @@ class LanguageModelTask(Task):
         lines = []
         for t in self.sample_temperatures:
             lines += [f"--- temperature {t} ---"] + self.sample_text(self.sample_length, t, self.prompt).split("\n")
-        paths = [F.save(F.plot_text(lines, title=f"samples ({self.sample_length} characters each, seed {SAMPLE_SEED})"),
-                        out_dir / "samples.png")]
+        paths = [
+            F.save(
+                F.plot_text(lines, title=f"samples ({self.sample_length} characters each, seed {SAMPLE_SEED})"),
+                out_dir / "samples.png",
+            )
+        ]
         if isinstance(self.model, TokenAttentionMapper):
             x, _ = datamodule.splits["val"][0]
             tokens = [self.vocab.itos[i] for i in x[:48].tolist()]
@@ -151,7 +169,7 @@ class LanguageModelTask(Task):
         t = self.sample_temperatures[0] if self.sample_temperatures else 1.0
         for path in inputs:
             prompt = Path(path).read_text(encoding="utf-8", errors="replace")
-            rows.append([str(path), str(t), self.sample_text(self.sample_length, t, prompt)[len(prompt):]])
+            rows.append([str(path), str(t), self.sample_text(self.sample_length, t, prompt)[len(prompt) :]])
         emit_csv(rows, output)
 
 
@@ -161,10 +179,13 @@ def _plot_attention(weights: torch.Tensor, keys: list[str], rows: list[str], kin
     from dlcamp.report import figures as F
 
     w = weights.cpu()
-    w = w[-len(rows):, -len(keys):] if w.shape != (len(rows), len(keys)) else w
-    return F.save(F.plot_attention(w, keys[: w.shape[1]], rows[: w.shape[0]],
-                                   title=f"{kind}-attention, last layer, heads averaged"),
-                  out_dir / f"{kind}_attention.png")
+    w = w[-len(rows) :, -len(keys) :] if w.shape != (len(rows), len(keys)) else w
+    return F.save(
+        F.plot_attention(
+            w, keys[: w.shape[1]], rows[: w.shape[0]], title=f"{kind}-attention, last layer, heads averaged"
+        ),
+        out_dir / f"{kind}_attention.png",
+    )
 
 
 @register_task("language_model")
@@ -184,6 +205,7 @@ def language_model(*, model: nn.Module, datamodule: Any, **options: Any) -> Lang
 
 # -- sequence to sequence -----------------------------------------------------------------
 
+
 def _exact_match(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per row: the decoded tokens (B, n) equal the target (B, m), PAD-padded to a common width."""
     width = max(pred.size(1), target.size(1))
@@ -195,8 +217,16 @@ def _exact_match(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class Seq2SeqTask(Task):
     """Teacher-forced training of a ``Seq2Seq`` model; greedy and beam-search decoding."""
 
-    def __init__(self, model: Seq2Seq, *, vocab: Any, max_target_len: int, label_smoothing: float = 0.0,
-                 beam_size: int = 4, length_penalty: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: Seq2Seq,
+        *,
+        vocab: Any,
+        max_target_len: int,
+        label_smoothing: float = 0.0,
+        beam_size: int = 4,
+        length_penalty: float = 0.0,
+    ) -> None:
         if beam_size < 1:
             raise ValueError(f"task.beam_size must be >= 1, got {beam_size}")
         if not 0 <= label_smoothing < 1:
@@ -225,8 +255,9 @@ class Seq2SeqTask(Task):
         """Decoded outputs (B, n) for sources (B, S): greedy, or beam search when beam_size > 1."""
         with torch.no_grad(), evaluating(self):
             if beam_size > 1:
-                return beam_search(self.model, src, max_len=self.max_new, beam_size=beam_size,
-                                   length_penalty=self.length_penalty)
+                return beam_search(
+                    self.model, src, max_len=self.max_new, beam_size=beam_size, length_penalty=self.length_penalty
+                )
             return greedy_decode(self.model, src, max_len=self.max_new)
 
     @torch.no_grad()
@@ -246,8 +277,11 @@ class Seq2SeqTask(Task):
                 if self.beam_size > 1:
                     exact_beam += int(_exact_match(self.decode(src, self.beam_size), target).sum())
                 n += len(src)
-        metrics = {f"{prefix}/loss": loss_sum / max(1, tokens), f"{prefix}/token_acc": right / max(1, tokens),
-                   f"{prefix}/exact_match": exact / max(1, n)}
+        metrics = {
+            f"{prefix}/loss": loss_sum / max(1, tokens),
+            f"{prefix}/token_acc": right / max(1, tokens),
+            f"{prefix}/exact_match": exact / max(1, n),
+        }
         if self.beam_size > 1:
             metrics[f"{prefix}/exact_match_beam"] = exact_beam / max(1, n)
         return metrics
@@ -262,10 +296,17 @@ class Seq2SeqTask(Task):
         ok = _exact_match(pred, tgt[:, 1:]).tolist()
         order = [i for i in range(len(ok)) if not ok[i]][:8] + [i for i in range(len(ok)) if ok[i]]
         text = lambda ids: self.vocab.decode(ids.tolist())  # noqa: E731
-        lines = [f"{'ok ' if ok[i] else 'NO '} {text(src[i])!r:>34} -> {text(pred[i])!r}"
-                 + ("" if ok[i] else f"   (want {text(tgt[i, 1:])!r})") for i in order[:16]]
-        paths = [F.save(F.plot_text(lines, title=f"greedy decoding of validation examples: {sum(ok)}/{len(ok)} exact"),
-                        out_dir / "examples.png")]
+        lines = [
+            f"{'ok ' if ok[i] else 'NO '} {text(src[i])!r:>34} -> {text(pred[i])!r}"
+            + ("" if ok[i] else f"   (want {text(tgt[i, 1:])!r})")
+            for i in order[:16]
+        ]
+        paths = [
+            F.save(
+                F.plot_text(lines, title=f"greedy decoding of validation examples: {sum(ok)}/{len(ok)} exact"),
+                out_dir / "examples.png",
+            )
+        ]
         # the attention maps of one example: the model decodes its own (greedy) output
         i = order[-1] if order else 0
         s_len = int((src[i] != PAD).sum())
@@ -273,7 +314,7 @@ class Seq2SeqTask(Task):
         source = [self.vocab.itos[t] for t in src[i, :s_len].tolist()]
         target = [self.vocab.itos[t] for t in prefix[1:].tolist()]
         with torch.no_grad(), evaluating(self.model):
-            maps = self.model.attention_maps(src[i: i + 1, :s_len], prefix[None, :-1])
+            maps = self.model.attention_maps(src[i : i + 1, :s_len], prefix[None, :-1])
         # A decoder's self-attention keys are what it read: BOS, then its outputs shifted by one.
         keys = {"self": ["<bos>"] + target[:-1], "cross": source}
         for kind in ("self", "cross"):
@@ -299,14 +340,19 @@ class Seq2SeqTask(Task):
 def seq2seq(*, model: nn.Module, datamodule: Any, **options: Any) -> Seq2SeqTask:
     """Encoder–decoder training with teacher forcing; exact match by greedy and beam-search decoding."""
     if not isinstance(datamodule, Seq2SeqData):
-        raise UsageError(f"task seq2seq needs source/target data (dates, reverse, addition), not {type(datamodule).__name__}")
+        raise UsageError(
+            f"task seq2seq needs source/target data (dates, reverse, addition), not {type(datamodule).__name__}"
+        )
     if not isinstance(model, Seq2Seq):
-        raise UsageError(f"task seq2seq needs an encoder-decoder model (seq2seq_gru, seq2seq_transformer), "
-                         f"got {type(model).__name__}")
+        raise UsageError(
+            f"task seq2seq needs an encoder-decoder model (seq2seq_gru, seq2seq_transformer), "
+            f"got {type(model).__name__}"
+        )
     return Seq2SeqTask(model, vocab=datamodule.vocab, max_target_len=datamodule.max_target_len, **options)
 
 
 # -- sequence classification ------------------------------------------------------------
+
 
 class SequenceClassificationTask(ClassificationTask):
     def figures(self, datamodule: Any, out_dir: Path) -> list[Path]:
@@ -315,8 +361,12 @@ class SequenceClassificationTask(ClassificationTask):
         logits, labels = self.predict_logits(datamodule.split_loader("test"))
         preds = logits.argmax(1)
         names = list(datamodule.class_names) or [str(i) for i in range(self.num_classes)]
-        paths = [F.save(F.plot_confusion(F.confusion_matrix(preds, labels, self.num_classes), names),
-                        out_dir / "confusion_matrix.png")]
+        paths = [
+            F.save(
+                F.plot_confusion(F.confusion_matrix(preds, labels, self.num_classes), names),
+                out_dir / "confusion_matrix.png",
+            )
+        ]
         test = datamodule.splits["test"]
         lengths = torch.tensor([int((test[i][0] != PAD).sum()) for i in range(len(test))])
         right = (preds == labels).float()
@@ -325,8 +375,12 @@ class SequenceClassificationTask(ClassificationTask):
             by_length.setdefault(n, []).append(r)
         xs = sorted(by_length)
         curve = {"test accuracy": [(float(n), sum(by_length[n]) / len(by_length[n])) for n in xs]}
-        paths.append(F.save(F.plot_compare(curve, ylabel="accuracy", title="accuracy by sequence length", log=False),
-                            out_dir / "accuracy_by_length.png"))
+        paths.append(
+            F.save(
+                F.plot_compare(curve, ylabel="accuracy", title="accuracy by sequence length", log=False),
+                out_dir / "accuracy_by_length.png",
+            )
+        )
         if isinstance(self.model, TokenAttentionMapper):
             x, _ = test[0]
             n = int((x != PAD).sum())
@@ -352,10 +406,12 @@ class SequenceClassificationTask(ClassificationTask):
 
 
 @register_task("sequence_classification")
-def sequence_classification(*, model: nn.Module, datamodule: Any, label_smoothing: float = 0.0
-                            ) -> SequenceClassificationTask:
+def sequence_classification(
+    *, model: nn.Module, datamodule: Any, label_smoothing: float = 0.0
+) -> SequenceClassificationTask:
     """Classify token sequences (Reber grammar, text): cross-entropy; accuracy overall and by length."""
     if not isinstance(datamodule, TextData):
-        raise UsageError(f"task sequence_classification needs text data (with a vocab), "
-                         f"not {type(datamodule).__name__}")
+        raise UsageError(
+            f"task sequence_classification needs text data (with a vocab), not {type(datamodule).__name__}"
+        )
     return SequenceClassificationTask(model, num_classes=datamodule.num_classes, label_smoothing=label_smoothing)

@@ -52,8 +52,9 @@ class Section:
 SECTIONS: Registry = Registry("section")  # `dlcamp list sections`
 
 
-def tour_section(name: str, *, title: str, order: int, budget_s: float,
-                 quick_budget_s: float) -> Callable[[Callable[[Tour], str]], Callable[[Tour], str]]:
+def tour_section(
+    name: str, *, title: str, order: int, budget_s: float, quick_budget_s: float
+) -> Callable[[Callable[[Tour], str]], Callable[[Tour], str]]:
     """Decorator: register ``fn(tour) -> html`` as the tour section ``name``.
 
     The section's one-line description (``dlcamp list sections``) is the first line of
@@ -61,8 +62,10 @@ def tour_section(name: str, *, title: str, order: int, budget_s: float,
     the report sets each section's time against them (nothing is cut short).
     """
     if budget_s <= 0 or quick_budget_s <= 0:
-        raise ValueError(f"tour section {name!r}: budgets must be positive seconds, "
-                         f"got budget_s={budget_s}, quick_budget_s={quick_budget_s}")
+        raise ValueError(
+            f"tour section {name!r}: budgets must be positive seconds, "
+            f"got budget_s={budget_s}, quick_budget_s={quick_budget_s}"
+        )
 
     def decorator(fn: Callable[[Tour], str]) -> Callable[[Tour], str]:
         section = Section(name, title, order, budget_s, quick_budget_s, fn)
@@ -116,8 +119,9 @@ class Tour:
         self.progress.recipe_end(recipe, summary)
         return summary
 
-    def rows(self, recipes: Sequence[tuple[str, Sequence[str], Sequence[str]]],
-             metrics: Callable[[dict], dict]) -> list[dict]:
+    def rows(
+        self, recipes: Sequence[tuple[str, Sequence[str], Sequence[str]]], metrics: Callable[[dict], dict]
+    ) -> list[dict]:
         """Train each (recipe, overrides, quick overrides); one table row each.
 
         A row: the recipe, its model, what was trained here, the section's ``metrics(summary)``
@@ -130,9 +134,15 @@ class Tour:
         for recipe, overrides, quick_overrides in recipes:
             summary = self.train(recipe, quick_overrides if self.quick else overrides)
             measured = (resolve(get_recipe(recipe)).get("expect") or {}).get("measured") or "—"
-            rows.append({"recipe": recipe, "model": summary["model"],
-                         "trained here": f"{summary['steps']} steps, {summary['train_seconds']:.0f} s",
-                         **metrics(summary), "full recipe measured": measured})
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "model": summary["model"],
+                    "trained here": f"{summary['steps']} steps, {summary['train_seconds']:.0f} s",
+                    **metrics(summary),
+                    "full recipe measured": measured,
+                }
+            )
         return rows
 
     def figures(self, recipe: str) -> list[Path]:
@@ -140,8 +150,7 @@ class Tour:
         return sorted((self.out / recipe / "figures").glob("*.png"))
 
 
-def run_tour(out: Path, *, quick: bool = False, only: Sequence[str] | None = None,
-             live: bool | None = None) -> Path:
+def run_tour(out: Path, *, quick: bool = False, only: Sequence[str] | None = None, live: bool | None = None) -> Path:
     """Run every section (or those in ``only``) into ``out``; write ``out/report.html`` and ``out/tour.json``.
 
     ``live``: redraw one progress line in place (default: when standard output is a terminal).
@@ -169,15 +178,31 @@ def run_tour(out: Path, *, quick: bool = False, only: Sequence[str] | None = Non
             inner = section(tour)
             seconds = time.perf_counter() - start
             progress.section_end(seconds)
-            timings.append({"name": section.name, "title": section.title, "order": section.order,
-                            "seconds": round(seconds, 1), "budget_s": budget, "within_budget": seconds <= budget})
+            timings.append(
+                {
+                    "name": section.name,
+                    "title": section.title,
+                    "order": section.order,
+                    "seconds": round(seconds, 1),
+                    "budget_s": budget,
+                    "within_budget": seconds <= budget,
+                }
+            )
             note = f"{seconds:.0f} s of a {budget:.0f} s budget" + ("" if seconds <= budget else ": over budget")
             parts.append(Part(section.title, inner, anchor=section.name, note=note))
     seconds = time.perf_counter() - t0
     budget = sum(t["budget_s"] for t in timings)
-    write_json(out / "tour.json", {"quick": quick, "seconds": round(seconds, 1), "budget_s": budget,
-                                   "sections": timings})
+    write_json(
+        out / "tour.json", {"quick": quick, "seconds": round(seconds, 1), "budget_s": budget, "sections": timings}
+    )
     path = out / "report.html"
-    write_text(path, page("dlcamp tour", parts, subtitle=f"{'quick ' if quick else ''}tour, {seconds:.0f} s on "
-                                                         f"this machine against a budget of {budget:.0f} s"))
+    write_text(
+        path,
+        page(
+            "dlcamp tour",
+            parts,
+            subtitle=f"{'quick ' if quick else ''}tour, {seconds:.0f} s on "
+            f"this machine against a budget of {budget:.0f} s",
+        ),
+    )
     return path

@@ -6,8 +6,16 @@ from pathlib import Path
 
 from dlcamp.tour import Tour, tour_section
 
-OPTIMIZER_RECIPES = ["mlp-digits-sgd", "mlp-digits-momentum", "mlp-digits-nesterov", "mlp-digits-adagrad",
-                     "mlp-digits-adadelta", "mlp-digits-rmsprop", "mlp-digits-adam", "mlp-digits-adamw"]
+OPTIMIZER_RECIPES = [
+    "mlp-digits-sgd",
+    "mlp-digits-momentum",
+    "mlp-digits-nesterov",
+    "mlp-digits-adagrad",
+    "mlp-digits-adadelta",
+    "mlp-digits-rmsprop",
+    "mlp-digits-adam",
+    "mlp-digits-adamw",
+]
 
 
 @tour_section("mlp", title="MLP, optimizers and regularizers", order=10, budget_s=50, quick_budget_s=18)
@@ -24,11 +32,20 @@ def mlp_section(tour: Tour) -> str:
     for recipe in OPTIMIZER_RECIPES:
         s = tour.train(recipe, ["trainer.max_epochs=3"] if tour.quick else [])
         label = _optim_label(tour.out / recipe)
-        rows.append({"recipe": recipe, "optimizer": label, "test/acc": s["metrics"]["test/acc"],
-                     "test/loss": s["metrics"]["test/loss"], "train seconds": s["train_seconds"]})
+        rows.append(
+            {
+                "recipe": recipe,
+                "optimizer": label,
+                "test/acc": s["metrics"]["test/acc"],
+                "test/loss": s["metrics"]["test/loss"],
+                "train seconds": s["train_seconds"],
+            }
+        )
         curves[label] = F.read_metrics_csv(tour.out / recipe / "metrics.csv").get("train/loss_step", [])
-    path = F.save(F.plot_compare(curves, ylabel="training loss", title="optimizers on the same MLP (digits)"),
-                  tour.out / "figures" / "optimizers.png")
+    path = F.save(
+        F.plot_compare(curves, ylabel="training loss", title="optimizers on the same MLP (digits)"),
+        tour.out / "figures" / "optimizers.png",
+    )
     html += "<h3>Optimizers on the same MLP</h3>" + table(rows) + img_tag(path, "training loss per step, by optimizer")
     return html
 

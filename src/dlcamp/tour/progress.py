@@ -37,8 +37,14 @@ class TourProgress:
             from rich.live import Live
 
             # get_renderable: the elapsed time ticks on between steps (a long evaluation)
-            self._live = Live(get_renderable=self.render, console=Console(file=self.stream), transient=True,
-                              refresh_per_second=4, redirect_stdout=False, redirect_stderr=False)
+            self._live = Live(
+                get_renderable=self.render,
+                console=Console(file=self.stream),
+                transient=True,
+                refresh_per_second=4,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             self._live.start()
         return self
 
@@ -57,8 +63,10 @@ class TourProgress:
 
     def section_end(self, seconds: float) -> None:
         verdict = "within" if seconds <= self.budget else "OVER"
-        self.print(f"tour {self.index}/{self.total}: {self.section} took {seconds:.0f} s, "
-                   f"{verdict} its {self.budget:.0f} s budget")
+        self.print(
+            f"tour {self.index}/{self.total}: {self.section} took {seconds:.0f} s, "
+            f"{verdict} its {self.budget:.0f} s budget"
+        )
         self.recipe, self.activity = "", ""
 
     def recipe_start(self, recipe: str) -> None:

@@ -8,14 +8,22 @@ from dlcamp.tour import Tour, tour_section
 SEQUENCE_TOUR = [
     ("gru-attention-dates", ["trainer.max_epochs=1"], ["trainer.max_epochs=1", "trainer.limit_train_batches=40"]),
     ("gru-dates", ["trainer.max_epochs=1"], ["trainer.max_epochs=1", "trainer.limit_train_batches=40"]),
-    ("lstm-reber", ["trainer.max_epochs=6", "data.min_length=10", "data.max_length=20"],
-     ["trainer.max_epochs=1", "data.min_length=10", "data.max_length=20"]),
+    (
+        "lstm-reber",
+        ["trainer.max_epochs=6", "data.min_length=10", "data.max_length=20"],
+        ["trainer.max_epochs=1", "data.min_length=10", "data.max_length=20"],
+    ),
     ("transformer-stdlib", ["trainer.max_steps=80"], ["trainer.max_steps=10"]),
 ]
 
 
-@tour_section("sequence", title="Sequence models: RNN, LSTM, GRU, attention, Transformers", order=40, budget_s=60,
-              quick_budget_s=23)
+@tour_section(
+    "sequence",
+    title="Sequence models: RNN, LSTM, GRU, attention, Transformers",
+    order=40,
+    budget_s=60,
+    quick_budget_s=23,
+)
 def sequence_section(tour: Tour) -> str:
     """Sequence models: date normalisation with attention, the Reber grammar, a character LM's samples."""
     from dlcamp.report.html import img_tag, table
@@ -26,12 +34,14 @@ def sequence_section(tour: Tour) -> str:
 
     rows = tour.rows(SEQUENCE_TOUR, metrics)
     figures = [p for recipe, _, _ in SEQUENCE_TOUR for p in tour.figures(recipe) if p.stem != "curves"]
-    html = ("<p>Sequence models on data generated here: dates written in many forms normalised to ISO by a "
-            "GRU encoder–decoder with attention and by the same GRU without it, at the same budget (the attention "
-            "map shows which source characters each output character read; without attention the whole date "
-            "must pass through one state vector); the embedded Reber grammar, where an LSTM must carry one symbol "
-            "across the string; and a character-level Transformer on the Python standard library's own source, "
-            "its samples and its causal self-attention. The tour's budgets are short; BENCHMARKS.md has each "
-            "recipe at its full budget, the Transformer translating dates included.</p>")
+    html = (
+        "<p>Sequence models on data generated here: dates written in many forms normalised to ISO by a "
+        "GRU encoder–decoder with attention and by the same GRU without it, at the same budget (the attention "
+        "map shows which source characters each output character read; without attention the whole date "
+        "must pass through one state vector); the embedded Reber grammar, where an LSTM must carry one symbol "
+        "across the string; and a character-level Transformer on the Python standard library's own source, "
+        "its samples and its causal self-attention. The tour's budgets are short; BENCHMARKS.md has each "
+        "recipe at its full budget, the Transformer translating dates included.</p>"
+    )
     html += table(rows) + "".join(img_tag(p, f"{p.parent.parent.name}: {p.stem}") for p in figures)
     return html

@@ -53,13 +53,25 @@ class ShapesWorldData(DataModule, Exportable):
     """
 
     @forwards(DataModule)
-    def __init__(self, *, config: ShapesConfig = ShapesConfig(), train_size: int = 4000, val_size: int = 250,
-                 test_size: int = 500, scene_seed: int = 0, batch_size: int | str = 32, eval_batch_size: int = 64,
-                 **loader_args: Any) -> None:
+    def __init__(
+        self,
+        *,
+        config: ShapesConfig = ShapesConfig(),
+        train_size: int = 4000,
+        val_size: int = 250,
+        test_size: int = 500,
+        scene_seed: int = 0,
+        batch_size: int | str = 32,
+        eval_batch_size: int = 64,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **loader_args)
         self.config = config
-        self.sizes = {"train": check_count("train_size", train_size, 1), "val": check_count("val_size", val_size, 1),
-                      "test": check_count("test_size", test_size, 1)}
+        self.sizes = {
+            "train": check_count("train_size", train_size, 1),
+            "val": check_count("val_size", val_size, 1),
+            "test": check_count("test_size", test_size, 1),
+        }
         self.scene_seed = check_count("scene_seed", scene_seed, 0)
         self.input_shape = (3, config.image_size, config.image_size)
 

@@ -42,14 +42,16 @@ class ShapesScenes(Dataset):
         scene = render_scene(self.seed, index, self.config)
         image = torch.from_numpy(scene.image).permute(2, 0, 1).float().div_(255)  # (3, H, W)
         target: dict[str, Any] = {
-            "boxes": torch.from_numpy(scene.boxes), "labels": torch.from_numpy(scene.labels),
-            "iscrowd": torch.zeros(len(scene.labels), dtype=torch.bool), "image_id": int(index)}
+            "boxes": torch.from_numpy(scene.boxes),
+            "labels": torch.from_numpy(scene.labels),
+            "iscrowd": torch.zeros(len(scene.labels), dtype=torch.bool),
+            "image_id": int(index),
+        }
         if self.masks:
             target["masks"] = torch.from_numpy(scene.masks)
             target["semantic"] = torch.from_numpy(scene.semantic)
             target["panoptic"] = torch.from_numpy(scene.panoptic)
         return image, target
-
 
 
 class ShapesData(ShapesWorldData, DetectionData):
@@ -64,7 +66,9 @@ class ShapesData(ShapesWorldData, DetectionData):
         self.category_ids = list(CATEGORY_IDS)
 
     def build_splits(self) -> dict[str, Dataset]:
-        return {split: ShapesScenes(self.split_seed(split), n, self.config, self.masks) for split, n in self.sizes.items()}
+        return {
+            split: ShapesScenes(self.split_seed(split), n, self.config, self.masks) for split, n in self.sizes.items()
+        }
 
 
 @register_dataset("shapes")

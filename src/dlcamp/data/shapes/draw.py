@@ -29,6 +29,7 @@ STAR_INNER = 0.45  # inner/outer radius of the star: fatter than a pentagram (0.
 
 # -- background -----------------------------------------------------------------------------
 
+
 def _sin_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sin(a[:, None] + b[None, :]) from 1-D angles: two outer products instead of an [H, W] sine."""
     return np.outer(np.sin(a), np.cos(b)) + np.outer(np.cos(a), np.sin(b))
@@ -66,7 +67,11 @@ def draw_background(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     region = np.zeros((size, size), dtype=np.int64)
     for c in centres:
         base = size * (c + rng.uniform(-0.12, 0.12))
-        amp, freq, phase = size * rng.uniform(0.02, 0.08), rng.uniform(1, 3) * 2 * np.pi / size, rng.uniform(0, 2 * np.pi)
+        amp, freq, phase = (
+            size * rng.uniform(0.02, 0.08),
+            rng.uniform(1, 3) * 2 * np.pi / size,
+            rng.uniform(0, 2 * np.pi),
+        )
         boundary = base + amp * np.sin(freq * coords + phase)  # (size,): along the other axis
         region += coords[None, :] > boundary[:, None] if vertical else coords[:, None] > boundary[None, :]
     patterns = [STUFF_CONTRAST[stuff] * _stuff_pattern(stuff, coords, rng) for stuff in stuff_of_region]
@@ -108,6 +113,7 @@ def paint_clutter(image: np.ndarray, clutter: float, rng: np.random.Generator) -
 
 # -- things ---------------------------------------------------------------------------------
 
+
 def thing_mask(kind: int, size: int, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """A thing rasterised on its own window, cropped tight: mask bool [h, w] and shading float32 [h, w].
 
@@ -145,9 +151,17 @@ def thing_mask(kind: int, size: int, angle: float) -> tuple[np.ndarray, np.ndarr
     if not mask.any():  # a degenerate tiny shape keeps its centre pixel
         mask[m // 2, m // 2] = True
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    crop = np.s_[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    crop = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     shading = 1 + 0.08 * (xr[crop] - yr[crop]) / max(half, 1)  # a slight light from the top right
     return mask[crop], shading
 
 
-__all__ = ["PIXEL_NOISE", "STAR_INNER", "STUFF_BASE", "STUFF_CONTRAST", "draw_background", "paint_clutter", "thing_mask"]
+__all__ = [
+    "PIXEL_NOISE",
+    "STAR_INNER",
+    "STUFF_BASE",
+    "STUFF_CONTRAST",
+    "draw_background",
+    "paint_clutter",
+    "thing_mask",
+]

@@ -40,8 +40,9 @@ def _encode_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def export_coco(out_dir: str | Path, split: str, n: int, config: ShapesConfig = ShapesConfig(),
-                scene_seed: int = 0) -> Path:
+def export_coco(
+    out_dir: str | Path, split: str, n: int, config: ShapesConfig = ShapesConfig(), scene_seed: int = 0
+) -> Path:
     """Write ``n`` scenes of ``split`` in COCO formats under ``out_dir/split``; returns that folder.
 
     Layout: ``images/000000.png`` (RGB), ``annotations.json`` (instances: boxes [x, y, w, h],
@@ -79,10 +80,15 @@ def export_coco(out_dir: str | Path, split: str, n: int, config: ShapesConfig = 
 def _write_split(folder: Path, split: str, n: int, config: ShapesConfig, seed: int) -> None:
     for sub in ("images", "semantic", "panoptic"):
         (folder / sub).mkdir()
-    info = {"description": f"dlcamp shapes world, {split} split (scene seed {seed})", "version": "1.0",
-            "config": vars(config)}
-    stuff_categories = [{"id": cid, "name": name, "supercategory": "stuff", "isthing": 0}
-                        for cid, name in zip(STUFF_CATEGORY_IDS, STUFF_CLASSES)]
+    info = {
+        "description": f"dlcamp shapes world, {split} split (scene seed {seed})",
+        "version": "1.0",
+        "config": vars(config),
+    }
+    stuff_categories = [
+        {"id": cid, "name": name, "supercategory": "stuff", "isthing": 0}
+        for cid, name in zip(STUFF_CATEGORY_IDS, STUFF_CLASSES)
+    ]
     category_of = {name: cid for name, cid in zip(THING_CLASSES + STUFF_CLASSES, CATEGORY_IDS + STUFF_CATEGORY_IDS)}
     images, instances, captions, panoptic = [], [], [], []
     for index in range(n):
@@ -97,13 +103,34 @@ def _write_split(folder: Path, split: str, n: int, config: ShapesConfig, seed: i
         Image.fromarray(rgb).save(folder / "panoptic" / name)
         for box, label, mask in zip(scene.boxes.tolist(), scene.labels.tolist(), scene.masks):
             x1, y1, x2, y2 = box
-            instances.append({"id": len(instances) + 1, "image_id": index, "category_id": CATEGORY_IDS[label],
-                              "bbox": [x1, y1, x2 - x1, y2 - y1], "area": int(mask.sum()), "iscrowd": 0,
-                              "segmentation": _encode_rle(mask)})
+            instances.append(
+                {
+                    "id": len(instances) + 1,
+                    "image_id": index,
+                    "category_id": CATEGORY_IDS[label],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": int(mask.sum()),
+                    "iscrowd": 0,
+                    "segmentation": _encode_rle(mask),
+                }
+            )
         captions.append({"id": index + 1, "image_id": index, "caption": scene.caption})
-        panoptic.append({"image_id": index, "file_name": name, "segments_info": [
-            {"id": seg["id"], "category_id": category_of[seg["category"]], "iscrowd": 0, "bbox": seg["bbox"],
-             "area": seg["area"]} for seg in scene.segments]})
+        panoptic.append(
+            {
+                "image_id": index,
+                "file_name": name,
+                "segments_info": [
+                    {
+                        "id": seg["id"],
+                        "category_id": category_of[seg["category"]],
+                        "iscrowd": 0,
+                        "bbox": seg["bbox"],
+                        "area": seg["area"],
+                    }
+                    for seg in scene.segments
+                ],
+            }
+        )
     head = {"info": info, "licenses": [], "images": images}
     _dump(folder / "annotations.json", {**head, "annotations": instances, "categories": _coco_categories()})
     _dump(folder / "captions.json", {**head, "annotations": captions})

@@ -51,8 +51,14 @@ PLACEMENT_TRIES = 12
 
 # Saturated, named colours: the caption's colour words are these names.
 PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (225, 35, 35), "green": (40, 200, 60), "blue": (45, 85, 240), "yellow": (245, 225, 40),
-    "magenta": (225, 45, 225), "cyan": (40, 225, 235), "orange": (250, 145, 25), "white": (245, 245, 245),
+    "red": (225, 35, 35),
+    "green": (40, 200, 60),
+    "blue": (45, 85, 240),
+    "yellow": (245, 225, 40),
+    "magenta": (225, 45, 225),
+    "cyan": (40, 225, 235),
+    "orange": (250, 145, 25),
+    "white": (245, 245, 245),
 }
 COLOR_JITTER = 14  # +- per channel: a red is never quite the same red twice
 PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars", "cross": "crosses"}
@@ -117,6 +123,7 @@ def check_count(knob: str, value: Any, minimum: int) -> int:
 
 # -- captions -------------------------------------------------------------------------------
 
+
 def _count_phrase(count: int, colour: str, kind: str) -> str:
     if count == 1:
         return f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} {kind}"
@@ -141,6 +148,7 @@ def caption_for(labels: np.ndarray, colors: list[str], stuff_names: list[str]) -
 
 
 # -- the scene ------------------------------------------------------------------------------
+
 
 def _xywh(mask: np.ndarray) -> list[int]:
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
@@ -172,14 +180,14 @@ def render_scene(seed: int, index: int, config: ShapesConfig = ShapesConfig()) -
         mask, shading = thing_mask(kind, extent, angle)
         if max(mask.shape) > size:  # a rotated thing wider than the image: keep its middle
             top, left = max((mask.shape[0] - size) // 2, 0), max((mask.shape[1] - size) // 2, 0)
-            mask, shading = mask[top: top + size, left: left + size], shading[top: top + size, left: left + size]
+            mask, shading = mask[top : top + size, left : left + size], shading[top : top + size, left : left + size]
         h, w = mask.shape
         area = int(mask.sum())
         if area == 0:
             continue
         for _try in range(PLACEMENT_TRIES):
             y0, x0 = int(rng.integers(size - h + 1)), int(rng.integers(size - w + 1))
-            window = np.s_[y0: y0 + h, x0: x0 + w]
+            window = np.s_[y0 : y0 + h, x0 : x0 + w]
             patch = owner[window]
             hidden = np.bincount(patch[mask] + 1, minlength=len(labels) + 1)[1:]  # pixels it would cover
             left_visible = np.array(visible, dtype=np.int64) - hidden
@@ -205,8 +213,15 @@ def render_scene(seed: int, index: int, config: ShapesConfig = ShapesConfig()) -
         x, y, w, h = _xywh(masks[i][window])
         x, y = x + window[1].start, y + window[0].start
         boxes[i] = (x, y, x + w, y + h)
-        segments.append({"id": i + 1, "category": THING_CLASSES[labels[i]], "isthing": True,
-                         "area": int(visible[i]), "bbox": [x, y, w, h]})
+        segments.append(
+            {
+                "id": i + 1,
+                "category": THING_CLASSES[labels[i]],
+                "isthing": True,
+                "area": int(visible[i]),
+                "bbox": [x, y, w, h],
+            }
+        )
     things = owner >= 0
     semantic = stuff_of_region[region]  # (H, W) stuff class ids, then the things on top
     semantic[things] = THING_SEMANTIC_OFFSET + label_arr[owner[things]]
@@ -216,14 +231,45 @@ def render_scene(seed: int, index: int, config: ShapesConfig = ShapesConfig()) -
         present = (region == r) & ~things
         if present.any():
             stuff_names.append(STUFF_CLASSES[stuff])
-            segments.append({"id": n + 1 + r, "category": STUFF_CLASSES[stuff], "isthing": False,
-                             "area": int(present.sum()), "bbox": _xywh(present)})
-    return Scene(image=np.clip(image, 0, 255, out=image).astype(np.uint8), boxes=boxes, labels=label_arr, colors=colors,
-                 masks=masks, semantic=semantic.astype(np.int64), panoptic=panoptic.astype(np.int64),
-                 segments=segments, caption=caption_for(label_arr, colors, stuff_names),
-                 areas=np.array(areas, dtype=np.int64))
+            segments.append(
+                {
+                    "id": n + 1 + r,
+                    "category": STUFF_CLASSES[stuff],
+                    "isthing": False,
+                    "area": int(present.sum()),
+                    "bbox": _xywh(present),
+                }
+            )
+    return Scene(
+        image=np.clip(image, 0, 255, out=image).astype(np.uint8),
+        boxes=boxes,
+        labels=label_arr,
+        colors=colors,
+        masks=masks,
+        semantic=semantic.astype(np.int64),
+        panoptic=panoptic.astype(np.int64),
+        segments=segments,
+        caption=caption_for(label_arr, colors, stuff_names),
+        areas=np.array(areas, dtype=np.int64),
+    )
 
 
-__all__ = ["CATEGORY_IDS", "COLOR_JITTER", "NUMBER_WORDS", "PALETTE", "PLACEMENT_TRIES", "PLURALS", "SEMANTIC_CLASSES",
-           "SPLIT_SEED_OFFSET", "STUFF_CATEGORY_IDS", "STUFF_CLASSES", "THING_CLASSES", "THING_SEMANTIC_OFFSET", "Scene",
-           "ShapesConfig", "caption_for", "check_count", "render_scene"]
+__all__ = [
+    "CATEGORY_IDS",
+    "COLOR_JITTER",
+    "NUMBER_WORDS",
+    "PALETTE",
+    "PLACEMENT_TRIES",
+    "PLURALS",
+    "SEMANTIC_CLASSES",
+    "SPLIT_SEED_OFFSET",
+    "STUFF_CATEGORY_IDS",
+    "STUFF_CLASSES",
+    "THING_CLASSES",
+    "THING_SEMANTIC_OFFSET",
+    "Scene",
+    "ShapesConfig",
+    "caption_for",
+    "check_count",
+    "render_scene",
+]

@@ -25,6 +25,25 @@ from dlcamp.data.text.reber import ReberData, is_embedded_reber, is_reber, reber
 from dlcamp.data.text.seq2seq import DATE_FORMS, Seq2SeqData, addition, dates, render_date, reverse
 from dlcamp.data.text.vocab import Vocab, encode_padded
 
-__all__ = ["DATE_FORMS", "SPLITS", "LineInputs", "ReberData", "Seq2SeqData", "TextCorpusData", "TextDataModule",
-           "Vocab", "WindowDataset", "addition", "check_sizes", "dates", "encode_padded", "is_embedded_reber",
-           "is_reber", "reber", "reber_string", "render_date", "reverse", "text"]
+__all__ = [
+    "DATE_FORMS",
+    "SPLITS",
+    "LineInputs",
+    "ReberData",
+    "Seq2SeqData",
+    "TextCorpusData",
+    "TextDataModule",
+    "Vocab",
+    "WindowDataset",
+    "addition",
+    "check_sizes",
+    "dates",
+    "encode_padded",
+    "is_embedded_reber",
+    "is_reber",
+    "reber",
+    "reber_string",
+    "render_date",
+    "reverse",
+    "text",
+]

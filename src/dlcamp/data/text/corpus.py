@@ -116,8 +116,9 @@ class TextCorpusData(TextDataModule):
     """
 
     @forwards(DataModule)
-    def __init__(self, *, path: str | None = None, seq_len: int = 128, max_chars: int = 2_000_000,
-                 **loader_args: Any) -> None:
+    def __init__(
+        self, *, path: str | None = None, seq_len: int = 128, max_chars: int = 2_000_000, **loader_args: Any
+    ) -> None:
         super().__init__(**loader_args)
         if not isinstance(seq_len, int) or seq_len < 1:
             raise UsageError(f"data.seq_len must be a positive integer, got {seq_len!r}")
@@ -142,11 +143,15 @@ class TextCorpusData(TextDataModule):
         short = {name: len(t) for name, t in texts.items() if len(t) <= seq_len}
         if short:
             total = sum(len(content) for _, content in docs)
-            raise UsageError(f"{where} has too little text: {total:,} characters leave the {', '.join(short)} "
-                             f"split(s) without one window of seq_len={seq_len}+1 characters; give more text "
-                             f"(about {20 * (seq_len + 1):,} characters at least) or a smaller data.seq_len")
-        self.source = (f"{where}: {len(docs)} {'file' if len(docs) == 1 else 'files'}, "
-                       f"{sum(len(c) for _, c in docs):,} characters, split by {self.split_by}")
+            raise UsageError(
+                f"{where} has too little text: {total:,} characters leave the {', '.join(short)} "
+                f"split(s) without one window of seq_len={seq_len}+1 characters; give more text "
+                f"(about {20 * (seq_len + 1):,} characters at least) or a smaller data.seq_len"
+            )
+        self.source = (
+            f"{where}: {len(docs)} {'file' if len(docs) == 1 else 'files'}, "
+            f"{sum(len(c) for _, c in docs):,} characters, split by {self.split_by}"
+        )
         self.split_chars = {name: len(t) for name, t in texts.items()}
         self.vocab = Vocab(texts["train"])  # characters only seen in val/test become UNK
         self._ids = {name: self.vocab.encode_tensor(t) for name, t in texts.items()}
@@ -164,8 +169,10 @@ class TextCorpusData(TextDataModule):
         else:
             root = Path(path).expanduser()
             if not root.exists():
-                raise DataNotFoundError(f"data.path {path!r} does not exist; give a text file or a folder of "
-                                        f"{'/'.join('*' + s for s in TEXT_SUFFIXES)} files")
+                raise DataNotFoundError(
+                    f"data.path {path!r} does not exist; give a text file or a folder of "
+                    f"{'/'.join('*' + s for s in TEXT_SUFFIXES)} files"
+                )
             files = [(root.name, root)] if root.is_file() else _find_files(root, TEXT_SUFFIXES, frozenset())
             where = str(root)
         docs = _read_capped(files, max_chars)

@@ -57,8 +57,14 @@ def is_reber(s: str) -> bool:
 
 def is_embedded_reber(s: str) -> bool:
     """Whether ``s`` is ``B T <reber> T E`` or ``B P <reber> P E``."""
-    return (len(s) >= REBER_MIN_LENGTH + 4 and s[0] == "B" and s[1] in "TP" and s[-2] == s[1] and s[-1] == "E"
-            and is_reber(s[2:-2]))
+    return (
+        len(s) >= REBER_MIN_LENGTH + 4
+        and s[0] == "B"
+        and s[1] in "TP"
+        and s[-2] == s[1]
+        and s[-1] == "E"
+        and is_reber(s[2:-2])
+    )
 
 
 def _reber_choices(max_length: int) -> list[list[tuple[tuple[str, int | None], ...]]]:
@@ -71,8 +77,11 @@ def _reber_choices(max_length: int) -> list[list[tuple[tuple[str, int | None], .
     choices: list[list[tuple]] = [[()] * (max_length + 1) for _ in REBER_TRANSITIONS]
     for r in range(1, max_length + 1):
         for state, moves in REBER_TRANSITIONS.items():
-            ok = tuple((sym, nxt) for sym, nxt in moves
-                       if (nxt is None and r == 1) or (nxt is not None and can_end[nxt][r - 1]))
+            ok = tuple(
+                (sym, nxt)
+                for sym, nxt in moves
+                if (nxt is None and r == 1) or (nxt is not None and can_end[nxt][r - 1])
+            )
             choices[state][r], can_end[state][r] = ok, bool(ok)
     return choices
 
@@ -102,12 +111,23 @@ class ReberData(LineInputs, TextDataModule):
     """
 
     @forwards(DataModule)
-    def __init__(self, *, min_length: int = 5, max_length: int = 20, n_train: int = 2000, n_val: int = 500,
-                 n_test: int = 500, data_seed: int = 0, **loader_args: Any) -> None:
+    def __init__(
+        self,
+        *,
+        min_length: int = 5,
+        max_length: int = 20,
+        n_train: int = 2000,
+        n_val: int = 500,
+        n_test: int = 500,
+        data_seed: int = 0,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(**loader_args)
         if not isinstance(min_length, int) or min_length < REBER_MIN_LENGTH:
-            raise UsageError(f"data.min_length must be an integer >= {REBER_MIN_LENGTH} (the shortest Reber "
-                             f"strings, BTXSE and BPVVE), got {min_length!r}")
+            raise UsageError(
+                f"data.min_length must be an integer >= {REBER_MIN_LENGTH} (the shortest Reber "
+                f"strings, BTXSE and BPVVE), got {min_length!r}"
+            )
         if not isinstance(max_length, int) or max_length < min_length:
             raise UsageError(f"data.max_length must be an integer >= data.min_length={min_length}, got {max_length!r}")
         sizes = check_sizes(n_train=n_train, n_val=n_val, n_test=n_test)
@@ -145,5 +165,13 @@ def reber(**kwargs: Any) -> ReberData:
     return ReberData(**kwargs)
 
 
-__all__ = ["REBER_MIN_LENGTH", "REBER_SYMBOLS", "REBER_TRANSITIONS", "ReberData", "is_embedded_reber", "is_reber",
-           "reber", "reber_string"]
+__all__ = [
+    "REBER_MIN_LENGTH",
+    "REBER_SYMBOLS",
+    "REBER_TRANSITIONS",
+    "ReberData",
+    "is_embedded_reber",
+    "is_reber",
+    "reber",
+    "reber_string",
+]

@@ -37,15 +37,24 @@ class Seq2SeqData(LineInputs, contracts.Seq2SeqData, TextDataModule):
     """
 
     @forwards(DataModule)
-    def __init__(self, *, examples: dict[str, list[tuple[str, str]]], vocab: Vocab, source_len: int,
-                 target_chars: int, **loader_args: Any) -> None:
+    def __init__(
+        self,
+        *,
+        examples: dict[str, list[tuple[str, str]]],
+        vocab: Vocab,
+        source_len: int,
+        target_chars: int,
+        **loader_args: Any,
+    ) -> None:
         super().__init__(**loader_args)
         self.examples, self.vocab = examples, vocab
         self.source_len, self.max_target_len = source_len, target_chars + 2
         self.max_len = max(self.source_len, self.max_target_len)
         self._tensors = {
-            name: (encode_padded(vocab, [src for src, _ in pairs], source_len),  # (N, S)
-                   encode_padded(vocab, [tgt for _, tgt in pairs], self.max_target_len, bos_eos=True))  # (N, T)
+            name: (
+                encode_padded(vocab, [src for src, _ in pairs], source_len),  # (N, S)
+                encode_padded(vocab, [tgt for _, tgt in pairs], self.max_target_len, bos_eos=True),
+            )  # (N, T)
             for name, pairs in examples.items()
         }
         self.num_classes = len(vocab)
@@ -69,8 +78,9 @@ def _draw_distinct(n_total: int, draw: Callable[[], tuple[str, str]], what: str)
         source, target = draw()
         seen.setdefault(source, target)
     if len(seen) < n_total:
-        raise UsageError(f"could not draw {n_total:,} distinct {what}; lower data.n_train/n_val/n_test "
-                         "or allow longer strings")
+        raise UsageError(
+            f"could not draw {n_total:,} distinct {what}; lower data.n_train/n_val/n_test or allow longer strings"
+        )
     return list(seen.items())
 
 
@@ -83,8 +93,20 @@ def _split_examples(pairs: list[tuple[str, str]], sizes: dict[str, int]) -> dict
 
 
 # Dates. Names are written out here (not strftime's %B) so that the data do not depend on the locale.
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December")
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FIRST_DATE, LAST_DATE = dt.date(1950, 1, 1), dt.date(2049, 12, 31)
 
@@ -97,21 +119,21 @@ def _ordinal(day: int) -> str:
 # form name -> render(year, month, day, weekday 0=Monday); 21 November 2026 shown. Every form
 # gives one date only: the numeric ones are told apart by separator and the year's position.
 _DATE_RENDER: dict[str, Callable[[int, int, int, int], str]] = {
-    "day_month_year": lambda y, m, d, w: f"{d} {MONTHS[m - 1]} {y}",                    # 21 November 2026
-    "month_day_year": lambda y, m, d, w: f"{MONTHS[m - 1]} {d}, {y}",                   # November 21, 2026
-    "mon_day_year": lambda y, m, d, w: f"{MONTHS[m - 1][:3]} {d} {y}",                  # Nov 21 2026
-    "day_mon_year_lower": lambda y, m, d, w: f"{d} {MONTHS[m - 1][:3].lower()} {y}",    # 21 nov 2026
-    "day_mon_year_upper": lambda y, m, d, w: f"{d} {MONTHS[m - 1][:3].upper()} {y}",    # 21 NOV 2026
+    "day_month_year": lambda y, m, d, w: f"{d} {MONTHS[m - 1]} {y}",  # 21 November 2026
+    "month_day_year": lambda y, m, d, w: f"{MONTHS[m - 1]} {d}, {y}",  # November 21, 2026
+    "mon_day_year": lambda y, m, d, w: f"{MONTHS[m - 1][:3]} {d} {y}",  # Nov 21 2026
+    "day_mon_year_lower": lambda y, m, d, w: f"{d} {MONTHS[m - 1][:3].lower()} {y}",  # 21 nov 2026
+    "day_mon_year_upper": lambda y, m, d, w: f"{d} {MONTHS[m - 1][:3].upper()} {y}",  # 21 NOV 2026
     # Saturday, 21 November 2026 (the true weekday of the date)
     "weekday_day_month_year": lambda y, m, d, w: f"{WEEKDAYS[w]}, {d} {MONTHS[m - 1]} {y}",
     "wkd_day_mon_year": lambda y, m, d, w: f"{WEEKDAYS[w][:3]} {d} {MONTHS[m - 1][:3]} {y}",  # Sat 21 Nov 2026
     "ordinal_of_month_year": lambda y, m, d, w: f"{_ordinal(d)} of {MONTHS[m - 1]} {y}",  # 21st of November 2026
-    "month_ordinal_year": lambda y, m, d, w: f"{MONTHS[m - 1]} {_ordinal(d)}, {y}",      # November 21st, 2026
-    "day_mon_year_dashed": lambda y, m, d, w: f"{d:02d}-{MONTHS[m - 1][:3]}-{y}",        # 21-Nov-2026
-    "dd.mm.yyyy": lambda y, m, d, w: f"{d:02d}.{m:02d}.{y}",                             # 21.11.2026
-    "yyyy/mm/dd": lambda y, m, d, w: f"{y}/{m:02d}/{d:02d}",                             # 2026/11/21
-    "mm/dd/yyyy": lambda y, m, d, w: f"{m:02d}/{d:02d}/{y}",                             # 11/21/2026 (US)
-    "yyyymmdd": lambda y, m, d, w: f"{y}{m:02d}{d:02d}",                                 # 20261121
+    "month_ordinal_year": lambda y, m, d, w: f"{MONTHS[m - 1]} {_ordinal(d)}, {y}",  # November 21st, 2026
+    "day_mon_year_dashed": lambda y, m, d, w: f"{d:02d}-{MONTHS[m - 1][:3]}-{y}",  # 21-Nov-2026
+    "dd.mm.yyyy": lambda y, m, d, w: f"{d:02d}.{m:02d}.{y}",  # 21.11.2026
+    "yyyy/mm/dd": lambda y, m, d, w: f"{y}/{m:02d}/{d:02d}",  # 2026/11/21
+    "mm/dd/yyyy": lambda y, m, d, w: f"{m:02d}/{d:02d}/{y}",  # 11/21/2026 (US)
+    "yyyymmdd": lambda y, m, d, w: f"{y}{m:02d}{d:02d}",  # 20261121
 }
 DATE_FORMS: list[str] = list(_DATE_RENDER)
 
@@ -141,8 +163,15 @@ def _date_vocab_and_len() -> tuple[Vocab, int, int]:
 
 @register_dataset("dates")
 @forwards(Seq2SeqData, drop=_DRAWN)
-def dates(*, n_train: int = 20_000, n_val: int = 1000, n_test: int = 1000, forms: list[str] | None = None,
-          data_seed: int = 0, **loader_args: Any) -> Seq2SeqData:
+def dates(
+    *,
+    n_train: int = 20_000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    forms: list[str] | None = None,
+    data_seed: int = 0,
+    **loader_args: Any,
+) -> Seq2SeqData:
     """Date normalisation: many written forms of a date (1950–2049) -> ISO YYYY-MM-DD."""
     sizes = check_sizes(n_train=n_train, n_val=n_val, n_test=n_test)
     forms = list(DATE_FORMS if forms is None else forms)
@@ -163,18 +192,27 @@ def dates(*, n_train: int = 20_000, n_val: int = 1000, n_test: int = 1000, forms
             pairs = rng.sample(range(len(pool) * len(forms)), n)
             picks = [(pool[k // len(forms)], forms[k % len(forms)]) for k in pairs]
         else:
-            raise UsageError(f"data.n_{name}={n:,} is more than the {len(pool):,} dates left for {name} in "
-                             f"{len(forms)} forms can give; there are {len(days):,} dates in 1950–2049")
+            raise UsageError(
+                f"data.n_{name}={n:,} is more than the {len(pool):,} dates left for {name} in "
+                f"{len(forms)} forms can give; there are {len(days):,} dates in 1950–2049"
+            )
         examples[name] = [(render_date(day, form), day.isoformat()) for day, form in picks]
     vocab, source_len, target_chars = _date_vocab_and_len()
-    return Seq2SeqData(examples=examples, vocab=vocab, source_len=source_len, target_chars=target_chars,
-                       **loader_args)
+    return Seq2SeqData(examples=examples, vocab=vocab, source_len=source_len, target_chars=target_chars, **loader_args)
 
 
 @register_dataset("reverse")
 @forwards(Seq2SeqData, drop=_DRAWN)
-def reverse(*, min_len: int = 3, max_len: int = 12, n_train: int = 10_000, n_val: int = 1000, n_test: int = 1000,
-            data_seed: int = 0, **loader_args: Any) -> Seq2SeqData:
+def reverse(
+    *,
+    min_len: int = 3,
+    max_len: int = 12,
+    n_train: int = 10_000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    data_seed: int = 0,
+    **loader_args: Any,
+) -> Seq2SeqData:
     """String reversal: random lowercase strings of min_len..max_len letters -> the same reversed."""
     sizes = check_sizes(n_train=n_train, n_val=n_val, n_test=n_test)
     if not isinstance(min_len, int) or min_len < 1:
@@ -189,14 +227,26 @@ def reverse(*, min_len: int = 3, max_len: int = 12, n_train: int = 10_000, n_val
         return s, s[::-1]
 
     pairs = _draw_distinct(sum(sizes.values()), draw, f"strings of {min_len}..{max_len} letters")
-    return Seq2SeqData(examples=_split_examples(pairs, sizes), vocab=Vocab(letters), source_len=max_len,
-                       target_chars=max_len, **loader_args)
+    return Seq2SeqData(
+        examples=_split_examples(pairs, sizes),
+        vocab=Vocab(letters),
+        source_len=max_len,
+        target_chars=max_len,
+        **loader_args,
+    )
 
 
 @register_dataset("addition")
 @forwards(Seq2SeqData, drop=_DRAWN)
-def addition(*, max_digits: int = 4, n_train: int = 20_000, n_val: int = 1000, n_test: int = 1000,
-             data_seed: int = 0, **loader_args: Any) -> Seq2SeqData:
+def addition(
+    *,
+    max_digits: int = 4,
+    n_train: int = 20_000,
+    n_val: int = 1000,
+    n_test: int = 1000,
+    data_seed: int = 0,
+    **loader_args: Any,
+) -> Seq2SeqData:
     """Addition: "123+4567" -> "4690", operands of 1..max_digits digits."""
     sizes = check_sizes(n_train=n_train, n_val=n_val, n_test=n_test)
     if not isinstance(max_digits, int) or max_digits < 1:
@@ -213,8 +263,13 @@ def addition(*, max_digits: int = 4, n_train: int = 20_000, n_val: int = 1000, n
         return f"{a}+{b}", str(a + b)
 
     pairs = _draw_distinct(sum(sizes.values()), draw, f"sums of numbers of up to {max_digits} digits")
-    return Seq2SeqData(examples=_split_examples(pairs, sizes), vocab=Vocab("0123456789+"),
-                       source_len=2 * max_digits + 1, target_chars=max_digits + 1, **loader_args)
+    return Seq2SeqData(
+        examples=_split_examples(pairs, sizes),
+        vocab=Vocab("0123456789+"),
+        source_len=2 * max_digits + 1,
+        target_chars=max_digits + 1,
+        **loader_args,
+    )
 
 
 __all__ = ["DATE_FORMS", "MONTHS", "WEEKDAYS", "Seq2SeqData", "addition", "dates", "render_date", "reverse"]

@@ -30,8 +30,11 @@ class Backbone(nn.Module, abc.ABC):
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """3x3 conv (no bias: the BatchNorm re-centres), BatchNorm, ReLU; (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
-                         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
 
 
 def extra_stages(in_channels: int, width: int, count: int) -> nn.ModuleList:

@@ -26,12 +26,15 @@ from dlcamp.registry import forwards
 class ResNetBackbone(Backbone):
     """A classification ``ResNet``'s stem and stages; maps from ``first_stride`` (8, 16 or 32) on, then extras."""
 
-    def __init__(self, net: classification.ResNet, *, num_levels: int = 1, first_stride: int = 8,
-                 extra_width: int = 256) -> None:
+    def __init__(
+        self, net: classification.ResNet, *, num_levels: int = 1, first_stride: int = 8, extra_width: int = 256
+    ) -> None:
         super().__init__()
         if first_stride not in (8, 16, 32) or num_levels < 1:
-            raise UsageError(f"backbone resnet: first_stride must be 8, 16 or 32 and num_levels >= 1, "
-                             f"got {first_stride} and {num_levels}")
+            raise UsageError(
+                f"backbone resnet: first_stride must be 8, 16 or 32 and num_levels >= 1, "
+                f"got {first_stride} and {num_levels}"
+            )
         # stage widths at strides 4, 8, 16, 32
         widths = [getattr(net, s)[-1].last_norm().num_features for s in net._stage_names]
         self.first = {8: 1, 16: 2, 32: 3}[first_stride]
@@ -40,11 +43,11 @@ class ResNetBackbone(Backbone):
         self._order = list(net._stem_names + stages)
         widths = widths[: len(stages)]
         self.in_channels = net.conv1.in_channels
-        self.out_channels = widths[self.first:][:num_levels]
+        self.out_channels = widths[self.first :][:num_levels]
         num_extra = max(0, num_levels - len(self.out_channels))
         self.extras = extra_stages(widths[-1], extra_width, num_extra)
         self.out_channels += [extra_width] * num_extra
-        self.strides = [first_stride * 2 ** i for i in range(num_levels)]
+        self.strides = [first_stride * 2**i for i in range(num_levels)]
         self.num_levels = num_levels
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

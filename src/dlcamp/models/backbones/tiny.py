@@ -28,12 +28,21 @@ class TinyBackbone(Backbone):
     (stages beyond ``widths`` repeat its last width).
     """
 
-    def __init__(self, *, in_channels: int = 3, stem_width: int = 16, widths: Sequence[int] = (32, 64, 128, 128),
-                 first_stride: int = 8, num_levels: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        in_channels: int = 3,
+        stem_width: int = 16,
+        widths: Sequence[int] = (32, 64, 128, 128),
+        first_stride: int = 8,
+        num_levels: int = 1,
+    ) -> None:
         super().__init__()
         if first_stride not in (4, 8, 16, 32) or num_levels < 1:
-            raise UsageError(f"backbone tiny: first_stride must be 4, 8, 16 or 32 and num_levels >= 1, "
-                             f"got {first_stride} and {num_levels}")
+            raise UsageError(
+                f"backbone tiny: first_stride must be 4, 8, 16 or 32 and num_levels >= 1, "
+                f"got {first_stride} and {num_levels}"
+            )
         self.stem = conv_bn_relu(in_channels, stem_width, 2)
         first = {4: 0, 8: 1, 16: 2, 32: 3}[first_stride]
         n_stages = first + num_levels
@@ -46,7 +55,7 @@ class TinyBackbone(Backbone):
         self.first = first
         self.in_channels = in_channels
         self.out_channels = list(widths[first:n_stages])
-        self.strides = [first_stride * 2 ** i for i in range(num_levels)]
+        self.strides = [first_stride * 2**i for i in range(num_levels)]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -29,14 +29,24 @@ from dlcamp.registry import forwards
 class VGGBackbone(Backbone):
     """VGG configuration ``config`` (A, B, D, E); maps from ``first_stride`` (1..16) on, then extras."""
 
-    def __init__(self, config: str = "D", *, norm_layer: Callable[..., nn.Module] | None = None, num_levels: int = 1,
-                 first_stride: int = 8, in_channels: int = 3, extra_width: int = 256) -> None:
+    def __init__(
+        self,
+        config: str = "D",
+        *,
+        norm_layer: Callable[..., nn.Module] | None = None,
+        num_levels: int = 1,
+        first_stride: int = 8,
+        in_channels: int = 3,
+        extra_width: int = 256,
+    ) -> None:
         super().__init__()
         if config not in STAGES:
             raise UsageError(f"backbone vgg: config must be one of {', '.join(STAGES)}, got {config!r}")
         if first_stride not in (1, 2, 4, 8, 16) or num_levels < 1:
-            raise UsageError(f"backbone vgg: first_stride must be 1, 2, 4, 8 or 16 and num_levels >= 1, "
-                             f"got {first_stride} and {num_levels}")
+            raise UsageError(
+                f"backbone vgg: first_stride must be 1, 2, 4, 8 or 16 and num_levels >= 1, "
+                f"got {first_stride} and {num_levels}"
+            )
         first = int(math.log2(first_stride))  # the stage (from 0) at that stride
         used = STAGES[config][: min(len(STAGES[config]), first + num_levels)]
         features, _ = make_features(used, in_channels=in_channels, norm_layer=norm_layer)
@@ -53,7 +63,7 @@ class VGGBackbone(Backbone):
         num_extra = num_levels - len(self.out_channels)
         self.extras = extra_stages(self.out_channels[-1], extra_width, num_extra)
         self.out_channels += [extra_width] * num_extra
-        self.strides = [first_stride * 2 ** i for i in range(num_levels)]
+        self.strides = [first_stride * 2**i for i in range(num_levels)]
         for m in self.features.modules():  # the classification VGG's init (He, fan_out; zero bias)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

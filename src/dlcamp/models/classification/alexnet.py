@@ -39,8 +39,16 @@ class AlexNet(nn.Module):
     ImageNet net on 224x224 images, (B, 256, 4, 4) for the small one on 32x32.
     """
 
-    def __init__(self, features: nn.Sequential, num_features: int, *, num_classes: int = 1000,
-                 pool_size: int = 6, hidden: int = 4096, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        features: nn.Sequential,
+        num_features: int,
+        *,
+        num_classes: int = 1000,
+        pool_size: int = 6,
+        hidden: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         self.features = features
         self.num_features = num_features
@@ -91,8 +99,14 @@ def alexnet(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096
 
 
 @register_model("alexnet_small")
-def alexnet_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-                  hidden: int = 1024, dropout: float = 0.5) -> AlexNet:
+def alexnet_small(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    hidden: int = 1024,
+    dropout: float = 0.5,
+) -> AlexNet:
     """AlexNet for 32x32 images: 3x3 convs, three 2x2 pools (32 -> 4), a 1024-wide head; 7.5M params."""
     check_input_shape("alexnet_small", input_shape, in_channels)
     if min(input_shape[1:]) < 8:

@@ -43,8 +43,15 @@ NormLayer = Callable[..., nn.Module]
 class DenseLayer(nn.Module):
     """BN-ReLU-1x1 conv (bn_size*k) -> BN-ReLU-3x3 conv (k): list of (B, C_i, H, W) -> (B, k, H, W)."""
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int, *, drop_rate: float = 0.0,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int,
+        *,
+        drop_rate: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         bottleneck = bn_size * growth_rate
         self.norm1 = norm_layer(in_channels)
@@ -65,12 +72,21 @@ class DenseLayer(nn.Module):
 class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers: (B, C, H, W) -> (B, C + num_layers * k, H, W)."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int, *,
-                 drop_rate: float = 0.0, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        num_layers: int,
+        in_channels: int,
+        growth_rate: int,
+        bn_size: int,
+        *,
+        drop_rate: float = 0.0,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         for i in range(num_layers):
-            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size,
-                                                    drop_rate=drop_rate, norm_layer=norm_layer)
+            self[f"denselayer{i + 1}"] = DenseLayer(
+                in_channels + i * growth_rate, growth_rate, bn_size, drop_rate=drop_rate, norm_layer=norm_layer
+            )
         self.out_channels = in_channels + num_layers * growth_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,9 +133,19 @@ class DenseNet(nn.Module):
     DenseNet-BC-100 (342 channels, 8x8 on 32x32 images).
     """
 
-    def __init__(self, stem: OrderedDict[str, nn.Module], num_init_features: int, block_config: Sequence[int], *,
-                 growth_rate: int = 32, bn_size: int = 4, compression: float = 0.5, drop_rate: float = 0.0,
-                 num_classes: int = 1000, norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        stem: OrderedDict[str, nn.Module],
+        num_init_features: int,
+        block_config: Sequence[int],
+        *,
+        growth_rate: int = 32,
+        bn_size: int = 4,
+        compression: float = 0.5,
+        drop_rate: float = 0.0,
+        num_classes: int = 1000,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         if not 0.0 < compression <= 1.0:
             raise ValueError(f"compression (theta) must be in (0, 1], got {compression}")
@@ -131,7 +157,9 @@ class DenseNet(nn.Module):
             channels = block.out_channels
             if i != len(block_config) - 1:
                 out_channels = int(channels * compression)  # floor, as the paper's code
-                self.features.add_module(f"transition{i + 1}", Transition(channels, out_channels, norm_layer=norm_layer))
+                self.features.add_module(
+                    f"transition{i + 1}", Transition(channels, out_channels, norm_layer=norm_layer)
+                )
                 channels = out_channels
         self.features.add_module("norm5", norm_layer(channels))
         self.relu = nn.ReLU(inplace=True)
@@ -164,57 +192,146 @@ class DenseNet(nn.Module):
 
 # -- ImageNet builders (torchvision-compatible) ------------------------------------------
 
-def _imagenet_densenet(growth_rate: int, block_config: Sequence[int], num_init_features: int, *, num_classes: int,
-                       in_channels: int, bn_size: int, drop_rate: float, norm_layer: NormLayer) -> DenseNet:
-    return DenseNet(imagenet_stem(in_channels, num_init_features, norm_layer), num_init_features, block_config,
-                    growth_rate=growth_rate, bn_size=bn_size, drop_rate=drop_rate, num_classes=num_classes,
-                    norm_layer=norm_layer)
+
+def _imagenet_densenet(
+    growth_rate: int,
+    block_config: Sequence[int],
+    num_init_features: int,
+    *,
+    num_classes: int,
+    in_channels: int,
+    bn_size: int,
+    drop_rate: float,
+    norm_layer: NormLayer,
+) -> DenseNet:
+    return DenseNet(
+        imagenet_stem(in_channels, num_init_features, norm_layer),
+        num_init_features,
+        block_config,
+        growth_rate=growth_rate,
+        bn_size=bn_size,
+        drop_rate=drop_rate,
+        num_classes=num_classes,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model("densenet121")
-def densenet121(*, num_classes: int = 1000, in_channels: int = 3, bn_size: int = 4, drop_rate: float = 0.0,
-                norm_layer: NormLayer = nn.BatchNorm2d) -> DenseNet:
+def densenet121(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    bn_size: int = 4,
+    drop_rate: float = 0.0,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> DenseNet:
     """DenseNet-121 (Huang et al. 2017), k=32, blocks (6, 12, 24, 16), torchvision-compatible; 8.0M params."""
-    return _imagenet_densenet(32, (6, 12, 24, 16), 64, num_classes=num_classes, in_channels=in_channels,
-                              bn_size=bn_size, drop_rate=drop_rate, norm_layer=norm_layer)
+    return _imagenet_densenet(
+        32,
+        (6, 12, 24, 16),
+        64,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        bn_size=bn_size,
+        drop_rate=drop_rate,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model("densenet161")
-def densenet161(*, num_classes: int = 1000, in_channels: int = 3, bn_size: int = 4, drop_rate: float = 0.0,
-                norm_layer: NormLayer = nn.BatchNorm2d) -> DenseNet:
+def densenet161(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    bn_size: int = 4,
+    drop_rate: float = 0.0,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> DenseNet:
     """DenseNet-161 (Huang et al. 2017), k=48, blocks (6, 12, 36, 24), torchvision-compatible; 28.7M params."""
-    return _imagenet_densenet(48, (6, 12, 36, 24), 96, num_classes=num_classes, in_channels=in_channels,
-                              bn_size=bn_size, drop_rate=drop_rate, norm_layer=norm_layer)
+    return _imagenet_densenet(
+        48,
+        (6, 12, 36, 24),
+        96,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        bn_size=bn_size,
+        drop_rate=drop_rate,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model("densenet169")
-def densenet169(*, num_classes: int = 1000, in_channels: int = 3, bn_size: int = 4, drop_rate: float = 0.0,
-                norm_layer: NormLayer = nn.BatchNorm2d) -> DenseNet:
+def densenet169(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    bn_size: int = 4,
+    drop_rate: float = 0.0,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> DenseNet:
     """DenseNet-169 (Huang et al. 2017), k=32, blocks (6, 12, 32, 32), torchvision-compatible; 14.1M params."""
-    return _imagenet_densenet(32, (6, 12, 32, 32), 64, num_classes=num_classes, in_channels=in_channels,
-                              bn_size=bn_size, drop_rate=drop_rate, norm_layer=norm_layer)
+    return _imagenet_densenet(
+        32,
+        (6, 12, 32, 32),
+        64,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        bn_size=bn_size,
+        drop_rate=drop_rate,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model("densenet201")
-def densenet201(*, num_classes: int = 1000, in_channels: int = 3, bn_size: int = 4, drop_rate: float = 0.0,
-                norm_layer: NormLayer = nn.BatchNorm2d) -> DenseNet:
+def densenet201(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    bn_size: int = 4,
+    drop_rate: float = 0.0,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> DenseNet:
     """DenseNet-201 (Huang et al. 2017), k=32, blocks (6, 12, 48, 32), torchvision-compatible; 20.0M params."""
-    return _imagenet_densenet(32, (6, 12, 48, 32), 64, num_classes=num_classes, in_channels=in_channels,
-                              bn_size=bn_size, drop_rate=drop_rate, norm_layer=norm_layer)
+    return _imagenet_densenet(
+        32,
+        (6, 12, 48, 32),
+        64,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        bn_size=bn_size,
+        drop_rate=drop_rate,
+        norm_layer=norm_layer,
+    )
 
 
 # -- CIFAR builder ---------------------------------------------------------------------------
 
+
 @register_model("densenet_bc_100_k12")
-def densenet_bc_100_k12(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-                        growth_rate: int = 12, compression: float = 0.5, drop_rate: float = 0.0,
-                        norm_layer: NormLayer = nn.BatchNorm2d) -> DenseNet:
+def densenet_bc_100_k12(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    growth_rate: int = 12,
+    compression: float = 0.5,
+    drop_rate: float = 0.0,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> DenseNet:
     """DenseNet-BC (L=100, k=12) for 32x32 images (Huang et al. 2017): 3 blocks of 16 layers; 0.8M params."""
     check_input_shape("densenet_bc_100_k12", input_shape, in_channels)
     depth = 100
     # Weighted layers: the stem conv, 2 convs per bottleneck layer, 2 transition convs, the fc.
     layers_per_block = (depth - 4) // 6  # 16
     init = 2 * growth_rate  # the paper's first conv: twice the growth rate for DenseNet-BC
-    return DenseNet(cifar_stem(in_channels, init, norm_layer), init, (layers_per_block,) * 3, growth_rate=growth_rate,
-                    bn_size=4, compression=compression, drop_rate=drop_rate, num_classes=num_classes,
-                    norm_layer=norm_layer)
+    return DenseNet(
+        cifar_stem(in_channels, init, norm_layer),
+        init,
+        (layers_per_block,) * 3,
+        growth_rate=growth_rate,
+        bn_size=4,
+        compression=compression,
+        drop_rate=drop_rate,
+        num_classes=num_classes,
+        norm_layer=norm_layer,
+    )

@@ -79,8 +79,9 @@ class GoogLeNetOutputs(NamedTuple):
 class BasicConv2d(nn.Module):
     """Conv (no bias) -> norm (eps 0.001) -> ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, norm_layer: NormLayer = nn.BatchNorm2d,
-                 **conv_kwargs: Any) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, *, norm_layer: NormLayer = nn.BatchNorm2d, **conv_kwargs: Any
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **conv_kwargs)
         self.bn = norm_layer(out_channels, eps=0.001)
@@ -93,8 +94,19 @@ class BasicConv2d(nn.Module):
 class Inception(nn.Module):
     """Four parallel branches concatenated: (B, C_in, H, W) -> (B, ch1x1 + ch3x3 + ch5x5 + pool_proj, H, W)."""
 
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int, *, norm_layer: NormLayer = nn.BatchNorm2d, branch3_kernel_size: int = 3) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        ch1x1: int,
+        ch3x3red: int,
+        ch3x3: int,
+        ch5x5red: int,
+        ch5x5: int,
+        pool_proj: int,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        branch3_kernel_size: int = 3,
+    ) -> None:
         super().__init__()
         self.branch1 = BasicConv2d(in_channels, ch1x1, kernel_size=1, norm_layer=norm_layer)
         # The 1x1 "reduce" convs shrink the channels before the expensive spatial convs.
@@ -104,8 +116,13 @@ class Inception(nn.Module):
         )
         self.branch3 = nn.Sequential(
             BasicConv2d(in_channels, ch5x5red, kernel_size=1, norm_layer=norm_layer),
-            BasicConv2d(ch5x5red, ch5x5, kernel_size=branch3_kernel_size, padding=branch3_kernel_size // 2,
-                        norm_layer=norm_layer),
+            BasicConv2d(
+                ch5x5red,
+                ch5x5,
+                kernel_size=branch3_kernel_size,
+                padding=branch3_kernel_size // 2,
+                norm_layer=norm_layer,
+            ),
         )
         self.branch4 = nn.Sequential(
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
@@ -121,8 +138,16 @@ class Inception(nn.Module):
 class InceptionAux(nn.Module):
     """Auxiliary classifier: avg-pool to 4x4, 1x1 conv, Linear -> ReLU -> dropout -> Linear, (B, C, H, W) -> (B, K)."""
 
-    def __init__(self, in_channels: int, num_classes: int, *, norm_layer: NormLayer = nn.BatchNorm2d,
-                 conv_channels: int = 128, hidden: int = 1024, dropout: float = 0.7) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        conv_channels: int = 128,
+        hidden: int = 1024,
+        dropout: float = 0.7,
+    ) -> None:
         super().__init__()
         self.conv = BasicConv2d(in_channels, conv_channels, kernel_size=1, norm_layer=norm_layer)
         self.fc1 = nn.Linear(conv_channels * 4 * 4, hidden)
@@ -174,10 +199,20 @@ class GoogLeNet(nn.Module, AuxiliaryClassifier):
 
     aux_loss_weight = AUX_LOSS_WEIGHT  # the AuxiliaryClassifier contract: read by the classification task
 
-    def __init__(self, stem: OrderedDict[str, nn.Module], stem_channels: int, *, num_classes: int = 1000,
-                 aux_logits: bool = True, transform_input: bool = False, dropout: float = 0.2,
-                 dropout_aux: float = 0.7, norm_layer: NormLayer = nn.BatchNorm2d, width_mult: float = 1.0,
-                 branch3_kernel_size: int = 3) -> None:
+    def __init__(
+        self,
+        stem: OrderedDict[str, nn.Module],
+        stem_channels: int,
+        *,
+        num_classes: int = 1000,
+        aux_logits: bool = True,
+        transform_input: bool = False,
+        dropout: float = 0.2,
+        dropout_aux: float = 0.7,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        width_mult: float = 1.0,
+        branch3_kernel_size: int = 3,
+    ) -> None:
         super().__init__()
         self.transform_input = transform_input
         for name, module in stem.items():
@@ -187,8 +222,12 @@ class GoogLeNet(nn.Module, AuxiliaryClassifier):
         channels = stem_channels
         blocks: dict[str, Inception] = {}
         for name, config in INCEPTION.items():
-            block = Inception(channels, *(_scaled(c, width_mult) for c in config), norm_layer=norm_layer,
-                              branch3_kernel_size=branch3_kernel_size)
+            block = Inception(
+                channels,
+                *(_scaled(c, width_mult) for c in config),
+                norm_layer=norm_layer,
+                branch3_kernel_size=branch3_kernel_size,
+            )
             blocks[name] = block
             channels = block.out_channels
         self.inception3a, self.inception3b = blocks["inception3a"], blocks["inception3b"]
@@ -201,8 +240,12 @@ class GoogLeNet(nn.Module, AuxiliaryClassifier):
 
         self.aux_logits = aux_logits
         if aux_logits:
-            aux_kwargs = dict(norm_layer=norm_layer, conv_channels=_scaled(128, width_mult),
-                              hidden=_scaled(1024, width_mult), dropout=dropout_aux)
+            aux_kwargs = dict(
+                norm_layer=norm_layer,
+                conv_channels=_scaled(128, width_mult),
+                hidden=_scaled(1024, width_mult),
+                dropout=dropout_aux,
+            )
             self.aux1 = InceptionAux(self.inception4a.out_channels, num_classes, **aux_kwargs)
             self.aux2 = InceptionAux(self.inception4d.out_channels, num_classes, **aux_kwargs)
         else:
@@ -262,24 +305,56 @@ class GoogLeNet(nn.Module, AuxiliaryClassifier):
 
 
 @register_model("googlenet")
-def googlenet(*, num_classes: int = 1000, in_channels: int = 3, aux_logits: bool = True,
-              transform_input: bool = False, dropout: float = 0.2, dropout_aux: float = 0.7,
-              norm_layer: NormLayer = nn.BatchNorm2d, branch3_kernel_size: int = 3) -> GoogLeNet:
+def googlenet(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    aux_logits: bool = True,
+    transform_input: bool = False,
+    dropout: float = 0.2,
+    dropout_aux: float = 0.7,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    branch3_kernel_size: int = 3,
+) -> GoogLeNet:
     """GoogLeNet / Inception v1 (Szegedy et al. 2015), torchvision-compatible; 6.6M params without aux heads."""
     if transform_input and in_channels != 3:
         raise ValueError(f"transform_input re-normalises RGB images and needs in_channels=3, got {in_channels}")
-    return GoogLeNet(imagenet_stem(in_channels, norm_layer), 192, num_classes=num_classes, aux_logits=aux_logits,
-                     transform_input=transform_input, dropout=dropout, dropout_aux=dropout_aux,
-                     norm_layer=norm_layer, branch3_kernel_size=branch3_kernel_size)
+    return GoogLeNet(
+        imagenet_stem(in_channels, norm_layer),
+        192,
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        transform_input=transform_input,
+        dropout=dropout,
+        dropout_aux=dropout_aux,
+        norm_layer=norm_layer,
+        branch3_kernel_size=branch3_kernel_size,
+    )
 
 
 @register_model("googlenet_small")
-def googlenet_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-                    width_mult: float = 1.0, aux_logits: bool = False, dropout: float = 0.2,
-                    dropout_aux: float = 0.7, norm_layer: NormLayer = nn.BatchNorm2d,
-                    branch3_kernel_size: int = 3) -> GoogLeNet:
+def googlenet_small(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    width_mult: float = 1.0,
+    aux_logits: bool = False,
+    dropout: float = 0.2,
+    dropout_aux: float = 0.7,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    branch3_kernel_size: int = 3,
+) -> GoogLeNet:
     """GoogLeNet for 32x32 images: 3x3 stride-1 stem, one stem pool (inception at 16/8/4 px); 5.6M params."""
     check_input_shape("googlenet_small", input_shape, in_channels)
-    return GoogLeNet(small_stem(in_channels, norm_layer, width_mult), _scaled(192, width_mult),
-                     num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, dropout_aux=dropout_aux,
-                     norm_layer=norm_layer, width_mult=width_mult, branch3_kernel_size=branch3_kernel_size)
+    return GoogLeNet(
+        small_stem(in_channels, norm_layer, width_mult),
+        _scaled(192, width_mult),
+        num_classes=num_classes,
+        aux_logits=aux_logits,
+        dropout=dropout,
+        dropout_aux=dropout_aux,
+        norm_layer=norm_layer,
+        width_mult=width_mult,
+        branch3_kernel_size=branch3_kernel_size,
+    )

@@ -20,7 +20,11 @@ from dlcamp.models import register_model
 
 # Named parts a recipe can choose; a builder maps the name to the class (no getattr magic).
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "silu": nn.SiLU,
 }
 NORMS: dict[str, Callable[[int], nn.Module] | None] = {
     "none": None,
@@ -32,10 +36,16 @@ NORMS: dict[str, Callable[[int], nn.Module] | None] = {
 class MLP(nn.Module):
     """Flatten -> [Linear -> norm -> act -> dropout] x depth -> Linear."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: Sequence[int], *,
-                 act_layer: Callable[[], nn.Module] = nn.ReLU,
-                 norm_layer: Callable[[int], nn.Module] | None = None,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: Sequence[int],
+        *,
+        act_layer: Callable[[], nn.Module] = nn.ReLU,
+        norm_layer: Callable[[int], nn.Module] | None = None,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         width = in_features
@@ -63,9 +73,17 @@ class MLP(nn.Module):
 
 
 @register_model("mlp")
-def mlp(*, input_shape: Sequence[int] = (1, 8, 8), num_classes: int = 10, depth: int = 2, width: int = 256,
-        hidden: Sequence[int] | None = None, activation: Literal["relu", "gelu", "tanh", "sigmoid", "silu"] = "relu",
-        norm: Literal["none", "batchnorm", "torch_batchnorm"] = "none", dropout: float = 0.0) -> MLP:
+def mlp(
+    *,
+    input_shape: Sequence[int] = (1, 8, 8),
+    num_classes: int = 10,
+    depth: int = 2,
+    width: int = 256,
+    hidden: Sequence[int] | None = None,
+    activation: Literal["relu", "gelu", "tanh", "sigmoid", "silu"] = "relu",
+    norm: Literal["none", "batchnorm", "torch_batchnorm"] = "none",
+    dropout: float = 0.0,
+) -> MLP:
     """Multilayer perceptron: depth, width, activation, dropout and batch norm as arguments."""
     if depth < 0 or width < 1:
         raise ValueError(f"mlp needs depth >= 0 and width >= 1, got depth={depth}, width={width}")
@@ -75,4 +93,6 @@ def mlp(*, input_shape: Sequence[int] = (1, 8, 8), num_classes: int = 10, depth:
     for d in input_shape:
         in_features *= int(d)
     widths = list(hidden) if hidden is not None else [width] * depth
-    return MLP(in_features, num_classes, widths, act_layer=ACTIVATIONS[activation], norm_layer=NORMS[norm], dropout=dropout)
+    return MLP(
+        in_features, num_classes, widths, act_layer=ACTIVATIONS[activation], norm_layer=NORMS[norm], dropout=dropout
+    )

@@ -62,6 +62,7 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
 
 # -- shortcuts ---------------------------------------------------------------------------
 
+
 def projection_shortcut(in_channels: int, out_channels: int, stride: int, norm_layer: NormLayer) -> nn.Sequential:
     """Option B: a strided 1x1 convolution and a norm, (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), norm_layer(out_channels))
@@ -96,13 +97,20 @@ def zero_pad_shortcut(in_channels: int, out_channels: int, stride: int, norm_lay
 
 # -- blocks ------------------------------------------------------------------------------
 
+
 class BasicBlock(nn.Module):
     """Two 3x3 convs and a shortcut: (B, C_in, H, W) -> (B, channels, H/stride, W/stride)."""
 
     expansion = 1
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, channels, stride)
         self.bn1 = norm_layer(channels)
@@ -126,8 +134,14 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, downsample: nn.Module | None = None,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ) -> None:
         super().__init__()
         self.conv1 = conv1x1(in_channels, channels)
         self.bn1 = norm_layer(channels)
@@ -154,6 +168,7 @@ Block = type[BasicBlock] | type[Bottleneck]
 
 # -- stems -------------------------------------------------------------------------------
 
+
 def imagenet_stem(in_channels: int, width: int, norm_layer: NormLayer) -> OrderedDict[str, nn.Module]:
     """7x7/2 conv and 3x3/2 max-pool: (B, C_in, H, W) -> (B, width, H/4, W/4)."""
     return OrderedDict(
@@ -171,6 +186,7 @@ def cifar_stem(in_channels: int, width: int, norm_layer: NormLayer) -> OrderedDi
 
 # -- the network -------------------------------------------------------------------------
 
+
 class ResNet(nn.Module):
     """Stem, then one stage per entry of ``layers`` (the first at stride 1, the others at 2).
 
@@ -182,10 +198,18 @@ class ResNet(nn.Module):
     total stride (32 for the ImageNet stem and four stages, 4 for the CIFAR stem and three).
     """
 
-    def __init__(self, block: Block, layers: Sequence[int], *, stem: OrderedDict[str, nn.Module],
-                 widths: Sequence[int] = (64, 128, 256, 512), num_classes: int = 1000,
-                 shortcut: ShortcutFactory = projection_shortcut, norm_layer: NormLayer = nn.BatchNorm2d,
-                 zero_init_residual: bool = False) -> None:
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        *,
+        stem: OrderedDict[str, nn.Module],
+        widths: Sequence[int] = (64, 128, 256, 512),
+        num_classes: int = 1000,
+        shortcut: ShortcutFactory = projection_shortcut,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        zero_init_residual: bool = False,
+    ) -> None:
         super().__init__()
         if len(layers) != len(widths):
             raise ValueError(f"one width per stage: got layers={list(layers)} and widths={list(widths)}")
@@ -240,57 +264,135 @@ class ResNet(nn.Module):
 
 # -- ImageNet builders (torchvision-compatible) ------------------------------------------
 
-def _imagenet_resnet(block: Block, layers: Sequence[int], *, num_classes: int, in_channels: int,
-                     norm_layer: NormLayer, zero_init_residual: bool) -> ResNet:
-    return ResNet(block, layers, stem=imagenet_stem(in_channels, 64, norm_layer), num_classes=num_classes,
-                  norm_layer=norm_layer, zero_init_residual=zero_init_residual)
+
+def _imagenet_resnet(
+    block: Block,
+    layers: Sequence[int],
+    *,
+    num_classes: int,
+    in_channels: int,
+    norm_layer: NormLayer,
+    zero_init_residual: bool,
+) -> ResNet:
+    return ResNet(
+        block,
+        layers,
+        stem=imagenet_stem(in_channels, 64, norm_layer),
+        num_classes=num_classes,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 @register_model("resnet18")
-def resnet18(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             zero_init_residual: bool = False) -> ResNet:
+def resnet18(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-18 (He et al. 2016), BasicBlocks (2, 2, 2, 2), torchvision-compatible; 11.7M params."""
-    return _imagenet_resnet(BasicBlock, (2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels,
-                            norm_layer=norm_layer, zero_init_residual=zero_init_residual)
+    return _imagenet_resnet(
+        BasicBlock,
+        (2, 2, 2, 2),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 @register_model("resnet34")
-def resnet34(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             zero_init_residual: bool = False) -> ResNet:
+def resnet34(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-34 (He et al. 2016), BasicBlocks (3, 4, 6, 3), torchvision-compatible; 21.8M params."""
-    return _imagenet_resnet(BasicBlock, (3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels,
-                            norm_layer=norm_layer, zero_init_residual=zero_init_residual)
+    return _imagenet_resnet(
+        BasicBlock,
+        (3, 4, 6, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 @register_model("resnet50")
-def resnet50(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             zero_init_residual: bool = False) -> ResNet:
+def resnet50(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-50 (He et al. 2016), Bottlenecks (3, 4, 6, 3), torchvision-compatible (v1.5); 25.6M params."""
-    return _imagenet_resnet(Bottleneck, (3, 4, 6, 3), num_classes=num_classes, in_channels=in_channels,
-                            norm_layer=norm_layer, zero_init_residual=zero_init_residual)
+    return _imagenet_resnet(
+        Bottleneck,
+        (3, 4, 6, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 @register_model("resnet101")
-def resnet101(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-              zero_init_residual: bool = False) -> ResNet:
+def resnet101(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-101 (He et al. 2016), Bottlenecks (3, 4, 23, 3), torchvision-compatible (v1.5); 44.5M params."""
-    return _imagenet_resnet(Bottleneck, (3, 4, 23, 3), num_classes=num_classes, in_channels=in_channels,
-                            norm_layer=norm_layer, zero_init_residual=zero_init_residual)
+    return _imagenet_resnet(
+        Bottleneck,
+        (3, 4, 23, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 @register_model("resnet152")
-def resnet152(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-              zero_init_residual: bool = False) -> ResNet:
+def resnet152(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """ResNet-152 (He et al. 2016), Bottlenecks (3, 8, 36, 3), torchvision-compatible (v1.5); 60.2M params."""
-    return _imagenet_resnet(Bottleneck, (3, 8, 36, 3), num_classes=num_classes, in_channels=in_channels,
-                            norm_layer=norm_layer, zero_init_residual=zero_init_residual)
+    return _imagenet_resnet(
+        Bottleneck,
+        (3, 8, 36, 3),
+        num_classes=num_classes,
+        in_channels=in_channels,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 # -- CIFAR builders (section 4.2) ----------------------------------------------------------
 
-def cifar_resnet(depth: int, *, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-                 base_width: int = 16, norm_layer: NormLayer = nn.BatchNorm2d,
-                 shortcut: ShortcutFactory = zero_pad_shortcut, zero_init_residual: bool = False) -> ResNet:
+
+def cifar_resnet(
+    depth: int,
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    base_width: int = 16,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    shortcut: ShortcutFactory = zero_pad_shortcut,
+    zero_init_residual: bool = False,
+) -> ResNet:
     """The 6n+2-layer CIFAR ResNet: 3x3 stem, 3 stages of n BasicBlocks (w, 2w, 4w channels), pool, fc.
 
     Weighted layers: the stem conv, 2 convs in each of the 3n blocks, the classifier: 6n + 2.
@@ -301,9 +403,16 @@ def cifar_resnet(depth: int, *, in_channels: int = 3, num_classes: int = 10, inp
     check_input_shape(f"resnet{depth}", input_shape, in_channels)
     n = (depth - 2) // 6
     widths = (base_width, 2 * base_width, 4 * base_width)
-    return ResNet(BasicBlock, (n, n, n), stem=cifar_stem(in_channels, base_width, norm_layer), widths=widths,
-                  num_classes=num_classes, shortcut=shortcut, norm_layer=norm_layer,
-                  zero_init_residual=zero_init_residual)
+    return ResNet(
+        BasicBlock,
+        (n, n, n),
+        stem=cifar_stem(in_channels, base_width, norm_layer),
+        widths=widths,
+        num_classes=num_classes,
+        shortcut=shortcut,
+        norm_layer=norm_layer,
+        zero_init_residual=zero_init_residual,
+    )
 
 
 @register_model("resnet20")

@@ -44,8 +44,13 @@ STAGES: dict[str, tuple[tuple[int, ...], ...]] = {
 }
 
 
-def make_features(stages: Sequence[Sequence[int]], *, in_channels: int = 3, norm_layer: NormLayer | None = None,
-                  width_mult: float = 1.0) -> tuple[nn.Sequential, int]:
+def make_features(
+    stages: Sequence[Sequence[int]],
+    *,
+    in_channels: int = 3,
+    norm_layer: NormLayer | None = None,
+    width_mult: float = 1.0,
+) -> tuple[nn.Sequential, int]:
     """Conv (-> norm) -> ReLU per width, a 2x2 max-pool per stage; returns the stack and its out channels.
 
     (B, C_in, H, W) -> (B, C_out, H / 2^stages, W / 2^stages).
@@ -71,8 +76,16 @@ class VGG(nn.Module):
     ``forward_features``: (B, C_in, H, W) -> (B, num_features, H/32, W/32), before the pool.
     """
 
-    def __init__(self, features: nn.Sequential, num_features: int, *, num_classes: int = 1000,
-                 pool_size: int = 7, hidden: int = 4096, dropout: float = 0.5) -> None:
+    def __init__(
+        self,
+        features: nn.Sequential,
+        num_features: int,
+        *,
+        num_classes: int = 1000,
+        pool_size: int = 7,
+        hidden: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
         super().__init__()
         self.features = features
         self.num_features = num_features
@@ -112,8 +125,10 @@ class VGG(nn.Module):
 
 # -- ImageNet builders (torchvision-compatible) ------------------------------------------
 
-def _vgg(config: str, *, num_classes: int, in_channels: int, norm_layer: NormLayer | None, hidden: int,
-         dropout: float) -> VGG:
+
+def _vgg(
+    config: str, *, num_classes: int, in_channels: int, norm_layer: NormLayer | None, hidden: int, dropout: float
+) -> VGG:
     features, channels = make_features(STAGES[config], in_channels=in_channels, norm_layer=norm_layer)
     return VGG(features, channels, num_classes=num_classes, hidden=hidden, dropout=dropout)
 
@@ -143,42 +158,79 @@ def vgg19(*, num_classes: int = 1000, in_channels: int = 3, hidden: int = 4096, 
 
 
 @register_model("vgg11_bn")
-def vgg11_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             hidden: int = 4096, dropout: float = 0.5) -> VGG:
+def vgg11_bn(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    hidden: int = 4096,
+    dropout: float = 0.5,
+) -> VGG:
     """VGG-11 with batch norm after every conv, torchvision-compatible; 132.9M params."""
-    return _vgg("A", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
-                dropout=dropout)
+    return _vgg(
+        "A", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden, dropout=dropout
+    )
 
 
 @register_model("vgg13_bn")
-def vgg13_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             hidden: int = 4096, dropout: float = 0.5) -> VGG:
+def vgg13_bn(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    hidden: int = 4096,
+    dropout: float = 0.5,
+) -> VGG:
     """VGG-13 with batch norm after every conv, torchvision-compatible; 133.1M params."""
-    return _vgg("B", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
-                dropout=dropout)
+    return _vgg(
+        "B", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden, dropout=dropout
+    )
 
 
 @register_model("vgg16_bn")
-def vgg16_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             hidden: int = 4096, dropout: float = 0.5) -> VGG:
+def vgg16_bn(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    hidden: int = 4096,
+    dropout: float = 0.5,
+) -> VGG:
     """VGG-16 with batch norm after every conv, torchvision-compatible; 138.4M params."""
-    return _vgg("D", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
-                dropout=dropout)
+    return _vgg(
+        "D", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden, dropout=dropout
+    )
 
 
 @register_model("vgg19_bn")
-def vgg19_bn(*, num_classes: int = 1000, in_channels: int = 3, norm_layer: NormLayer = nn.BatchNorm2d,
-             hidden: int = 4096, dropout: float = 0.5) -> VGG:
+def vgg19_bn(
+    *,
+    num_classes: int = 1000,
+    in_channels: int = 3,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+    hidden: int = 4096,
+    dropout: float = 0.5,
+) -> VGG:
     """VGG-19 with batch norm after every conv, torchvision-compatible; 143.7M params."""
-    return _vgg("E", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden,
-                dropout=dropout)
+    return _vgg(
+        "E", num_classes=num_classes, in_channels=in_channels, norm_layer=norm_layer, hidden=hidden, dropout=dropout
+    )
 
 
 # -- 32x32 builders ----------------------------------------------------------------------
 
-def small_vgg(config: str, *, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-              width_mult: float = 1.0, hidden: int = 512, norm_layer: NormLayer | None = nn.BatchNorm2d,
-              dropout: float = 0.5) -> VGG:
+
+def small_vgg(
+    config: str,
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    width_mult: float = 1.0,
+    hidden: int = 512,
+    norm_layer: NormLayer | None = nn.BatchNorm2d,
+    dropout: float = 0.5,
+) -> VGG:
     """A VGG conv stack for 32x32 images: 5 pools leave a 1x1 map, globally pooled, then a ``hidden``-wide MLP.
 
     ``forward_features``: (B, C_in, 32, 32) -> (B, 512 * width_mult, 1, 1).
@@ -186,24 +238,55 @@ def small_vgg(config: str, *, in_channels: int = 3, num_classes: int = 10, input
     check_input_shape("vgg small", input_shape, in_channels)
     if min(input_shape[1:]) < 32:
         raise ValueError(f"vgg small halves the image 5 times and needs at least 32x32, got {tuple(input_shape)}")
-    features, channels = make_features(STAGES[config], in_channels=in_channels, norm_layer=norm_layer,
-                                       width_mult=width_mult)
+    features, channels = make_features(
+        STAGES[config], in_channels=in_channels, norm_layer=norm_layer, width_mult=width_mult
+    )
     return VGG(features, channels, num_classes=num_classes, pool_size=1, hidden=hidden, dropout=dropout)
 
 
 @register_model("vgg11_small")
-def vgg11_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-                width_mult: float = 1.0, hidden: int = 512, norm_layer: NormLayer | None = nn.BatchNorm2d,
-                dropout: float = 0.5) -> VGG:
+def vgg11_small(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    width_mult: float = 1.0,
+    hidden: int = 512,
+    norm_layer: NormLayer | None = nn.BatchNorm2d,
+    dropout: float = 0.5,
+) -> VGG:
     """VGG-11 (config A) with batch norm for 32x32 images: global pool and a 512-wide head; 9.8M params."""
-    return small_vgg("A", in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                     width_mult=width_mult, hidden=hidden, norm_layer=norm_layer, dropout=dropout)
+    return small_vgg(
+        "A",
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        width_mult=width_mult,
+        hidden=hidden,
+        norm_layer=norm_layer,
+        dropout=dropout,
+    )
 
 
 @register_model("vgg16_small")
-def vgg16_small(*, in_channels: int = 3, num_classes: int = 10, input_shape: Sequence[int] = (3, 32, 32),
-                width_mult: float = 1.0, hidden: int = 512, norm_layer: NormLayer | None = nn.BatchNorm2d,
-                dropout: float = 0.5) -> VGG:
+def vgg16_small(
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_shape: Sequence[int] = (3, 32, 32),
+    width_mult: float = 1.0,
+    hidden: int = 512,
+    norm_layer: NormLayer | None = nn.BatchNorm2d,
+    dropout: float = 0.5,
+) -> VGG:
     """VGG-16 (config D) with batch norm for 32x32 images: global pool and a 512-wide head; 15.3M params."""
-    return small_vgg("D", in_channels=in_channels, num_classes=num_classes, input_shape=input_shape,
-                     width_mult=width_mult, hidden=hidden, norm_layer=norm_layer, dropout=dropout)
+    return small_vgg(
+        "D",
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_shape=input_shape,
+        width_mult=width_mult,
+        hidden=hidden,
+        norm_layer=norm_layer,
+        dropout=dropout,
+    )

@@ -49,16 +49,36 @@ class ViTEncoder(TransformerEncoder):
     a LayerNorm already and gets none.
     """
 
-    def __init__(self, *, dim: int, depth: int, num_heads: int, mlp_dim: int, dropout: float = 0.0,
-                 norm_first: bool = True, layer_norm_eps: float = LAYER_NORM_EPS) -> None:
+    def __init__(
+        self,
+        *,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_dim: int,
+        dropout: float = 0.0,
+        norm_first: bool = True,
+        layer_norm_eps: float = LAYER_NORM_EPS,
+    ) -> None:
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}")
         if num_heads < 1 or dim % num_heads != 0:
-            raise ValueError(f"dim={dim} must split evenly into num_heads={num_heads} heads; "
-                             f"pick num_heads dividing {dim}")
-        layers = [TransformerEncoderLayer(dim, num_heads, mlp_dim, dropout, activation="gelu",
-                                          layer_norm_eps=layer_norm_eps, batch_first=True, norm_first=norm_first)
-                  for _ in range(depth)]
+            raise ValueError(
+                f"dim={dim} must split evenly into num_heads={num_heads} heads; pick num_heads dividing {dim}"
+            )
+        layers = [
+            TransformerEncoderLayer(
+                dim,
+                num_heads,
+                mlp_dim,
+                dropout,
+                activation="gelu",
+                layer_norm_eps=layer_norm_eps,
+                batch_first=True,
+                norm_first=norm_first,
+            )
+            for _ in range(depth)
+        ]
         super().__init__(layers, norm=nn.LayerNorm(dim, eps=layer_norm_eps) if norm_first else None)
         for layer in self.layers:
             # The attention projections keep torch's Xavier init; the MLP gets Xavier too
@@ -92,14 +112,27 @@ class VisionTransformer(nn.Module, AttentionMapper):
     ``forward_features``: -> (B, D), the class token's; ``forward_head``: -> (B, K).
     """
 
-    def __init__(self, *, image_size: int | Sequence[int], patch_size: int, in_channels: int = 3,
-                 num_classes: int = 1000, dim: int = 768, depth: int = 12, num_heads: int = 12,
-                 mlp_dim: int = 3072, dropout: float = 0.0, layer_norm_eps: float = LAYER_NORM_EPS) -> None:
+    def __init__(
+        self,
+        *,
+        image_size: int | Sequence[int],
+        patch_size: int,
+        in_channels: int = 3,
+        num_classes: int = 1000,
+        dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_dim: int = 3072,
+        dropout: float = 0.0,
+        layer_norm_eps: float = LAYER_NORM_EPS,
+    ) -> None:
         super().__init__()
         height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         if patch_size < 1 or height % patch_size or width % patch_size:
-            raise ValueError(f"image size {height}x{width} must be a multiple of patch_size={patch_size}; "
-                             "crop or resize the images, or pick a patch size dividing both sides")
+            raise ValueError(
+                f"image size {height}x{width} must be a multiple of patch_size={patch_size}; "
+                "crop or resize the images, or pick a patch size dividing both sides"
+            )
         self.image_size = (height, width)
         self.patch_size = patch_size
         self.num_patches = (height // patch_size) * (width // patch_size)
@@ -112,8 +145,9 @@ class VisionTransformer(nn.Module, AttentionMapper):
         # starts at zero and learns to be a useful query (BERT's [CLS]).
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = LearnedPositionalEmbedding(self.num_patches + 1, dim, dropout=dropout)
-        self.encoder = ViTEncoder(dim=dim, depth=depth, num_heads=num_heads, mlp_dim=mlp_dim, dropout=dropout,
-                                  layer_norm_eps=layer_norm_eps)
+        self.encoder = ViTEncoder(
+            dim=dim, depth=depth, num_heads=num_heads, mlp_dim=mlp_dim, dropout=dropout, layer_norm_eps=layer_norm_eps
+        )
         self.head = nn.Linear(dim, num_classes)
 
         # As torchvision: the patch projection as a Linear with LeCun-normal weights; the
@@ -127,8 +161,10 @@ class VisionTransformer(nn.Module, AttentionMapper):
     def embed(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> the encoder's input (B, T, D): class token, then patches, plus positions."""
         if tuple(x.shape[-2:]) != self.image_size:
-            raise ValueError(f"this ViT was built for {self.image_size[0]}x{self.image_size[1]} images "
-                             f"(its position embeddings), got {x.shape[-2]}x{x.shape[-1]}")
+            raise ValueError(
+                f"this ViT was built for {self.image_size[0]}x{self.image_size[1]} images "
+                f"(its position embeddings), got {x.shape[-2]}x{x.shape[-1]}"
+            )
         patches = self.patch_embed(x)  # (B, D, H/P, W/P)
         patches = patches.flatten(2).transpose(1, 2)  # (B, N, D), patches in raster order
         cls = self.cls_token.expand(x.size(0), -1, -1)  # (B, 1, D)
@@ -153,23 +189,51 @@ class VisionTransformer(nn.Module, AttentionMapper):
 
 # -- builders ------------------------------------------------------------------------------
 
+
 @register_model("vit_digits32")
-def vit_digits32(*, num_classes: int = 10, in_channels: int = 1, input_shape: Sequence[int] = (1, 32, 32),
-                 patch_size: int = 4, dim: int = 64, depth: int = 6, num_heads: int = 4, mlp_dim: int = 128,
-                 dropout: float = 0.0) -> VisionTransformer:
+def vit_digits32(
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    input_shape: Sequence[int] = (1, 32, 32),
+    patch_size: int = 4,
+    dim: int = 64,
+    depth: int = 6,
+    num_heads: int = 4,
+    mlp_dim: int = 128,
+    dropout: float = 0.0,
+) -> VisionTransformer:
     """A small ViT for 32x32 images: 4x4 patches (64 tokens + class token), width 64, 6 layers; 0.2M params."""
     check_input_shape("vit_digits32", input_shape, in_channels)
-    return VisionTransformer(image_size=tuple(input_shape[1:]), patch_size=patch_size, in_channels=in_channels,
-                             num_classes=num_classes, dim=dim, depth=depth, num_heads=num_heads, mlp_dim=mlp_dim,
-                             dropout=dropout)
+    return VisionTransformer(
+        image_size=tuple(input_shape[1:]),
+        patch_size=patch_size,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        dim=dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_dim=mlp_dim,
+        dropout=dropout,
+    )
 
 
 @register_model("vit_b_16")
-def vit_b_16(*, num_classes: int = 1000, in_channels: int = 3, image_size: int = 224,
-             dropout: float = 0.0) -> VisionTransformer:
+def vit_b_16(
+    *, num_classes: int = 1000, in_channels: int = 3, image_size: int = 224, dropout: float = 0.0
+) -> VisionTransformer:
     """ViT-B/16 (Dosovitskiy et al. 2021): 16x16 patches, width 768, 12 layers, 12 heads, MLP 3072; 86.6M params."""
-    return VisionTransformer(image_size=image_size, patch_size=16, in_channels=in_channels, num_classes=num_classes,
-                             dim=768, depth=12, num_heads=12, mlp_dim=3072, dropout=dropout)
+    return VisionTransformer(
+        image_size=image_size,
+        patch_size=16,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_dim=3072,
+        dropout=dropout,
+    )
 
 
 # -- transformers (Hugging Face) weights -----------------------------------------------------
@@ -178,14 +242,20 @@ def vit_b_16(*, num_classes: int = 1000, in_channels: int = 3, image_size: int =
 # "encoder.layer.{i}.{part}.{weight|bias}" (4.x); part -> ours ("q"/"k"/"v" are packed).
 _HF_LAYER_KEY = re.compile(r"^(?:layers|encoder\.layer)\.(\d+)\.(.+)\.(weight|bias)$")
 _HF_LAYER_PARTS = {
-    "attention.q_proj": "q", "attention.attention.query": "q",
-    "attention.k_proj": "k", "attention.attention.key": "k",
-    "attention.v_proj": "v", "attention.attention.value": "v",
-    "attention.o_proj": "self_attn.out_proj", "attention.output.dense": "self_attn.out_proj",
+    "attention.q_proj": "q",
+    "attention.attention.query": "q",
+    "attention.k_proj": "k",
+    "attention.attention.key": "k",
+    "attention.v_proj": "v",
+    "attention.attention.value": "v",
+    "attention.o_proj": "self_attn.out_proj",
+    "attention.output.dense": "self_attn.out_proj",
     "layernorm_before": "norm1",
     "layernorm_after": "norm2",
-    "mlp.fc1": "linear1", "intermediate.dense": "linear1",
-    "mlp.fc2": "linear2", "output.dense": "linear2",
+    "mlp.fc1": "linear1",
+    "intermediate.dense": "linear1",
+    "mlp.fc2": "linear2",
+    "output.dense": "linear2",
 }
 _HF_TOP = {
     "embeddings.patch_embeddings.projection.weight": "patch_embed.weight",
@@ -226,12 +296,15 @@ def convert_hf_vit_state(hf_state: Mapping[str, Tensor]) -> dict[str, Tensor]:
         else:
             unknown.append(key)
     if unknown:
-        raise ValueError(f"keys with no place in a VisionTransformer: {', '.join(unknown)} "
-                         "(build ViTModel with add_pooling_layer=False, or drop them)")
+        raise ValueError(
+            f"keys with no place in a VisionTransformer: {', '.join(unknown)} "
+            "(build ViTModel with add_pooling_layer=False, or drop them)"
+        )
     for (index, kind), parts in sorted(qkv.items()):
         if set(parts) != {"q", "k", "v"}:
-            raise ValueError(f"layer {index}: found {sorted(parts)} {kind}s of the query/key/value projections, "
-                             "need all three")
+            raise ValueError(
+                f"layer {index}: found {sorted(parts)} {kind}s of the query/key/value projections, need all three"
+            )
         ours[f"encoder.layers.{index}.self_attn.in_proj_{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]])
     return ours
 
@@ -245,6 +318,8 @@ def load_hf_vit_state(model: VisionTransformer, hf_state: Mapping[str, Tensor]) 
     """
     missing, unexpected = model.load_state_dict(convert_hf_vit_state(hf_state), strict=False)
     if unexpected or set(missing) - {"head.weight", "head.bias"}:
-        raise ValueError(f"the HF state does not fit this VisionTransformer: missing {missing}, "
-                         f"unexpected {unexpected}; check depth, and that the configs agree")
+        raise ValueError(
+            f"the HF state does not fit this VisionTransformer: missing {missing}, "
+            f"unexpected {unexpected}; check depth, and that the configs agree"
+        )
     return list(missing)

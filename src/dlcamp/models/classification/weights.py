@@ -55,9 +55,11 @@ def _where_published(path: Path, arch: str | None) -> str:
     import torchvision.models as tvm
 
     example = tvm.ResNet50_Weights.IMAGENET1K_V1
-    return ("torchvision publishes each model's weights in its weights enums "
-            f"(torchvision.models.get_model_weights(name), e.g. ResNet50_Weights.IMAGENET1K_V1: {example.url}); "
-            "pass arch='<torchvision model name>' to name the file expected")
+    return (
+        "torchvision publishes each model's weights in its weights enums "
+        f"(torchvision.models.get_model_weights(name), e.g. ResNet50_Weights.IMAGENET1K_V1: {example.url}); "
+        "pass arch='<torchvision model name>' to name the file expected"
+    )
 
 
 def load_torchvision_weights(model: nn.Module, path: str | os.PathLike[str], *, arch: str | None = None) -> nn.Module:
@@ -70,15 +72,21 @@ def load_torchvision_weights(model: nn.Module, path: str | os.PathLike[str], *, 
     """
     path = Path(path)
     if not path.is_file():
-        raise DataNotFoundError(f"no weights file at {path}; {_where_published(path, arch)}; "
-                                "download it there and pass its local path (dlcamp downloads nothing)")
+        raise DataNotFoundError(
+            f"no weights file at {path}; {_where_published(path, arch)}; "
+            "download it there and pass its local path (dlcamp downloads nothing)"
+        )
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state_dict, Mapping):
-        raise UsageError(f"{path} holds a {type(state_dict).__name__}, not a state dict (a mapping of names to tensors)")
+        raise UsageError(
+            f"{path} holds a {type(state_dict).__name__}, not a state dict (a mapping of names to tensors)"
+        )
     state_dict = {_LEGACY_DENSE_LAYER_KEY.sub(r"\1\2.", key): value for key, value in state_dict.items()}
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as err:
-        raise UsageError(f"the weights in {path} do not fit this {type(model).__name__} (build it with the "
-                         f"arguments torchvision used for them, e.g. num_classes=1000): {err}") from None
+        raise UsageError(
+            f"the weights in {path} do not fit this {type(model).__name__} (build it with the "
+            f"arguments torchvision used for them, e.g. num_classes=1000): {err}"
+        ) from None
     return model

@@ -31,7 +31,9 @@ def image_list(images: Images) -> list[torch.Tensor]:
     """A batch as a list of Tensor[3, H, W]."""
     if isinstance(images, torch.Tensor):
         if images.dim() != 4:
-            raise ValueError(f"images must be a Tensor[B, 3, H, W] or a list of Tensor[3, H, W], got {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be a Tensor[B, 3, H, W] or a list of Tensor[3, H, W], got {tuple(images.shape)}"
+            )
         return list(images.unbind(0))
     return list(images)
 
@@ -72,8 +74,9 @@ def split_targets(target: dict[str, Any], device: torch.device) -> tuple[torch.T
     return boxes[~crowd], target["labels"].to(device)[~crowd], boxes[crowd]
 
 
-def match_boxes(matcher: ops.Matcher, gt: torch.Tensor, crowd: torch.Tensor, boxes: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def match_boxes(
+    matcher: ops.Matcher, gt: torch.Tensor, crowd: torch.Tensor, boxes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Each box's matched ground truth [N] (index, clamped to 0) and label [N]: 1 positive, 0 negative, -1 ignored.
 
     A box that would be negative but overlaps a crowd region by ``matcher.low_threshold``
@@ -93,8 +96,16 @@ def match_boxes(matcher: ops.Matcher, gt: torch.Tensor, crowd: torch.Tensor, box
     return idx, labels
 
 
-def postprocess(boxes: torch.Tensor, scores: torch.Tensor, image_size: tuple[int, int], *, score_threshold: float,
-                nms_threshold: float, max_detections: int, topk_candidates: int | None = None) -> dict[str, torch.Tensor]:
+def postprocess(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    image_size: tuple[int, int],
+    *,
+    score_threshold: float,
+    nms_threshold: float,
+    max_detections: int,
+    topk_candidates: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Per-class scores over candidate boxes -> the final detections of one image.
 
     ``boxes`` is [N, 4] (one box per candidate, shared by the classes) or [N, K, 4] (one
@@ -147,5 +158,8 @@ class Detector(nn.Module, abc.ABC):
 
 def smooth_l1(input: torch.Tensor, target: torch.Tensor, beta: float) -> torch.Tensor:
     """Summed smooth L1 (Huber) loss; ``beta`` = 0 is plain L1."""
-    return F.smooth_l1_loss(input, target, beta=beta, reduction="sum") if beta > 0 else \
-        F.l1_loss(input, target, reduction="sum")
+    return (
+        F.smooth_l1_loss(input, target, beta=beta, reduction="sum")
+        if beta > 0
+        else F.l1_loss(input, target, reduction="sum")
+    )

@@ -46,16 +46,34 @@ ANCHOR_SIZES = ((16.0, 32.0, 64.0),)  # one level of three sizes: the shapes wor
 class FasterRCNN(Detector, Grouped):
     """``body`` -> ``rpn`` proposals -> ``roi_heads`` detections; ``loss`` jointly or by four-step stage."""
 
-    def __init__(self, body: Backbone, *, num_classes: int, anchor_sizes: Sequence[Sequence[float]] = ANCHOR_SIZES,
-                 aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                 anchor_wh: Sequence[Sequence[Sequence[float]]] | None = None,
-                 rpn_pre_nms_top_n: Sequence[int] = (600, 300), rpn_post_nms_top_n: Sequence[int] = (300, 100),
-                 rpn_nms_threshold: float = 0.7, rpn_fg_iou: float = 0.7, rpn_bg_iou: float = 0.3,
-                 rpn_batch_size: int = 256, rpn_positive_fraction: float = 0.5,
-                 roi_op: str = "align", roi_size: int = 7, sampling_ratio: int = 2, representation: int = 256,
-                 box_fg_iou: float = 0.5, box_bg_iou: float = 0.5, box_batch_size: int = 128,
-                 box_positive_fraction: float = 0.25, box_scale: str = "log", score_threshold: float = 0.05,
-                 nms_threshold: float = 0.5, max_detections: int = 100) -> None:
+    def __init__(
+        self,
+        body: Backbone,
+        *,
+        num_classes: int,
+        anchor_sizes: Sequence[Sequence[float]] = ANCHOR_SIZES,
+        aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
+        anchor_wh: Sequence[Sequence[Sequence[float]]] | None = None,
+        rpn_pre_nms_top_n: Sequence[int] = (600, 300),
+        rpn_post_nms_top_n: Sequence[int] = (300, 100),
+        rpn_nms_threshold: float = 0.7,
+        rpn_fg_iou: float = 0.7,
+        rpn_bg_iou: float = 0.3,
+        rpn_batch_size: int = 256,
+        rpn_positive_fraction: float = 0.5,
+        roi_op: str = "align",
+        roi_size: int = 7,
+        sampling_ratio: int = 2,
+        representation: int = 256,
+        box_fg_iou: float = 0.5,
+        box_bg_iou: float = 0.5,
+        box_batch_size: int = 128,
+        box_positive_fraction: float = 0.25,
+        box_scale: str = "log",
+        score_threshold: float = 0.05,
+        nms_threshold: float = 0.5,
+        max_detections: int = 100,
+    ) -> None:
         super().__init__()
         if box_scale not in ("log", "linear"):
             raise UsageError(f"fasterrcnn: box_scale must be 'log' or 'linear', got {box_scale!r}")
@@ -66,8 +84,10 @@ class FasterRCNN(Detector, Grouped):
         else:
             shapes = [anchor_shapes(sizes, aspect_ratios) for sizes in anchor_sizes]
         if len(shapes) != len(body.strides):
-            raise UsageError(f"fasterrcnn: the backbone gives {len(body.strides)} feature map(s) but the anchors have "
-                             f"{len(shapes)} level(s); give one level of anchors per map")
+            raise UsageError(
+                f"fasterrcnn: the backbone gives {len(body.strides)} feature map(s) but the anchors have "
+                f"{len(shapes)} level(s); give one level of anchors per map"
+            )
         if len({len(s) for s in shapes}) != 1:
             raise UsageError("fasterrcnn: every level needs the same number of anchors (the RPN head is shared)")
         self.num_classes = num_classes
@@ -75,14 +95,35 @@ class FasterRCNN(Detector, Grouped):
         self.body = body
         channels = body.out_channels[0]
         self.rpn = RegionProposalNetwork(
-            channels, shapes, body.strides, pre_nms_top_n=rpn_pre_nms_top_n, post_nms_top_n=rpn_post_nms_top_n,
-            nms_threshold=rpn_nms_threshold, fg_iou=rpn_fg_iou, bg_iou=rpn_bg_iou, batch_size=rpn_batch_size,
-            positive_fraction=rpn_positive_fraction, box_scale=box_scale)
+            channels,
+            shapes,
+            body.strides,
+            pre_nms_top_n=rpn_pre_nms_top_n,
+            post_nms_top_n=rpn_post_nms_top_n,
+            nms_threshold=rpn_nms_threshold,
+            fg_iou=rpn_fg_iou,
+            bg_iou=rpn_bg_iou,
+            batch_size=rpn_batch_size,
+            positive_fraction=rpn_positive_fraction,
+            box_scale=box_scale,
+        )
         self.roi_heads = RoIHeads(
-            channels, body.strides, num_classes, roi_op=roi_op, roi_size=roi_size, sampling_ratio=sampling_ratio,
-            representation=representation, fg_iou=box_fg_iou, bg_iou=box_bg_iou, batch_size=box_batch_size,
-            positive_fraction=box_positive_fraction, box_scale=box_scale, score_threshold=score_threshold,
-            nms_threshold=nms_threshold, max_detections=max_detections)
+            channels,
+            body.strides,
+            num_classes,
+            roi_op=roi_op,
+            roi_size=roi_size,
+            sampling_ratio=sampling_ratio,
+            representation=representation,
+            fg_iou=box_fg_iou,
+            bg_iou=box_bg_iou,
+            batch_size=box_batch_size,
+            positive_fraction=box_positive_fraction,
+            box_scale=box_scale,
+            score_threshold=score_threshold,
+            nms_threshold=nms_threshold,
+            max_detections=max_detections,
+        )
 
     @property
     def box_head(self) -> nn.Module:
@@ -100,8 +141,14 @@ class FasterRCNN(Detector, Grouped):
     def anchors_per_level(self, image_size: tuple[int, int]) -> list[torch.Tensor]:
         return self.rpn.anchors_per_level(image_size)
 
-    def loss(self, images: Images, targets: list[dict[str, Any]], *, stage: int | None = None,
-             first_body: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    def loss(
+        self,
+        images: Images,
+        targets: list[dict[str, Any]],
+        *,
+        stage: int | None = None,
+        first_body: nn.Module | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Joint training (``stage`` None), or one stage of the four-step schedule.
 
         Stage 1: RPN on ``first_body``'s features (both trained). Stage 2: the RoI head on
@@ -144,11 +191,20 @@ class FasterRCNN(Detector, Grouped):
 
 @register_model("fasterrcnn")
 @forwards(FasterRCNN, drop=("body",))
-def fasterrcnn(*, num_classes: int, in_channels: int = 3, backbone: str = "tiny", widths: Sequence[int] | None = None,
-               first_stride: int = 8, fpn: bool = False, fpn_channels: int = 64,
-               backbone_options: dict[str, Any] | None = None,
-               anchor_sizes: Sequence[Sequence[float]] = ANCHOR_SIZES,
-               anchor_wh: Sequence[Sequence[Sequence[float]]] | None = None, **kwargs: Any) -> FasterRCNN:
+def fasterrcnn(
+    *,
+    num_classes: int,
+    in_channels: int = 3,
+    backbone: str = "tiny",
+    widths: Sequence[int] | None = None,
+    first_stride: int = 8,
+    fpn: bool = False,
+    fpn_channels: int = 64,
+    backbone_options: dict[str, Any] | None = None,
+    anchor_sizes: Sequence[Sequence[float]] = ANCHOR_SIZES,
+    anchor_wh: Sequence[Sequence[Sequence[float]]] | None = None,
+    **kwargs: Any,
+) -> FasterRCNN:
     """Faster R-CNN (Ren et al. 2015): backbone, RPN with anchors, RoI align/pool head; any input size; optional FPN.
 
     ``backbone`` names one of ``dlcamp.models.backbones`` (``widths`` is ``tiny``'s;
@@ -156,9 +212,17 @@ def fasterrcnn(*, num_classes: int, in_channels: int = 3, backbone: str = "tiny"
     """
     num_levels = len(anchor_wh if anchor_wh is not None else anchor_sizes)
     if not fpn and num_levels != 1:
-        raise UsageError(f"fasterrcnn: without fpn there is one feature level, so anchors need one level; "
-                         f"got {num_levels} (set model.fpn=true for several)")
+        raise UsageError(
+            f"fasterrcnn: without fpn there is one feature level, so anchors need one level; "
+            f"got {num_levels} (set model.fpn=true for several)"
+        )
     options = {**({"widths": tuple(widths)} if widths else {}), **(backbone_options or {})}
-    body = get_backbone(backbone, num_levels=num_levels, first_stride=first_stride, in_channels=in_channels,
-                        fpn_channels=fpn_channels if fpn else None, **options)
+    body = get_backbone(
+        backbone,
+        num_levels=num_levels,
+        first_stride=first_stride,
+        in_channels=in_channels,
+        fpn_channels=fpn_channels if fpn else None,
+        **options,
+    )
     return FasterRCNN(body, num_classes=num_classes, anchor_sizes=anchor_sizes, anchor_wh=anchor_wh, **kwargs)

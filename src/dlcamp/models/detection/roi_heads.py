@@ -41,8 +41,9 @@ class RoIPooler:
         self.strides, self.output_size, self.op, self.sampling_ratio = list(strides), output_size, op, sampling_ratio
 
     def __call__(self, feats: list[torch.Tensor], boxes: list[torch.Tensor]) -> torch.Tensor:
-        rois = torch.cat([torch.cat([torch.full((len(b), 1), i, dtype=b.dtype, device=b.device), b], 1)
-                          for i, b in enumerate(boxes)])  # [R, 5]: image index, x1, y1, x2, y2
+        rois = torch.cat(
+            [torch.cat([torch.full((len(b), 1), i, dtype=b.dtype, device=b.device), b], 1) for i, b in enumerate(boxes)]
+        )  # [R, 5]: image index, x1, y1, x2, y2
         if len(feats) == 1:
             return self._pool_level(feats[0], rois, self.strides[0])
         # FPN: the level whose stride suits the box (Lin et al. 2017, eq. 1, with 32-px boxes on level 1)
@@ -57,8 +58,9 @@ class RoIPooler:
 
     def _pool_level(self, f: torch.Tensor, rois: torch.Tensor, stride: int) -> torch.Tensor:
         if self.op == "align":
-            return ops.roi_align(f, rois, self.output_size, spatial_scale=1.0 / stride,
-                                 sampling_ratio=self.sampling_ratio, aligned=True)
+            return ops.roi_align(
+                f, rois, self.output_size, spatial_scale=1.0 / stride, sampling_ratio=self.sampling_ratio, aligned=True
+            )
         return ops.roi_pool(f, rois, self.output_size, spatial_scale=1.0 / stride)
 
 
@@ -96,10 +98,25 @@ class RoIHeads(nn.Module):
         score_threshold, nms_threshold, max_detections: ``base.postprocess``'s.
     """
 
-    def __init__(self, channels: int, strides: Sequence[int], num_classes: int, *, roi_op: str = "align",
-                 roi_size: int = 7, sampling_ratio: int = 2, representation: int = 256, fg_iou: float = 0.5,
-                 bg_iou: float = 0.5, batch_size: int = 128, positive_fraction: float = 0.25, box_scale: str = "log",
-                 score_threshold: float = 0.05, nms_threshold: float = 0.5, max_detections: int = 100) -> None:
+    def __init__(
+        self,
+        channels: int,
+        strides: Sequence[int],
+        num_classes: int,
+        *,
+        roi_op: str = "align",
+        roi_size: int = 7,
+        sampling_ratio: int = 2,
+        representation: int = 256,
+        fg_iou: float = 0.5,
+        bg_iou: float = 0.5,
+        batch_size: int = 128,
+        positive_fraction: float = 0.25,
+        box_scale: str = "log",
+        score_threshold: float = 0.05,
+        nms_threshold: float = 0.5,
+        max_detections: int = 100,
+    ) -> None:
         super().__init__()
         self.pooler = RoIPooler(strides, roi_size, op=roi_op, sampling_ratio=sampling_ratio)
         self.box_head = BoxHead(channels * roi_size * roi_size, representation, num_classes)
@@ -108,8 +125,9 @@ class RoIHeads(nn.Module):
         self.sampler = ops.BalancedPositiveNegativeSampler(batch_size, positive_fraction)
         self.score_threshold, self.nms_threshold, self.max_detections = score_threshold, nms_threshold, max_detections
 
-    def loss(self, feats: list[torch.Tensor], proposals: list[torch.Tensor],
-             targets: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def loss(
+        self, feats: list[torch.Tensor], proposals: list[torch.Tensor], targets: list[dict[str, Any]]
+    ) -> dict[str, torch.Tensor]:
         """``loss_classifier`` (cross-entropy) and ``loss_box_reg`` (smooth L1) over the sampled proposals."""
         boxes, labels, matched = [], [], []
         for props, t in zip(proposals, targets):
@@ -134,17 +152,26 @@ class RoIHeads(nn.Module):
         loss_box = smooth_l1(deltas[positive, cls_t[positive]], target_deltas, beta=1 / 9) / max(1, len(cls_t))
         return {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
 
-    def detect(self, feats: list[torch.Tensor], proposals: list[torch.Tensor],
-               sizes: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+    def detect(
+        self, feats: list[torch.Tensor], proposals: list[torch.Tensor], sizes: list[tuple[int, int]]
+    ) -> list[dict[str, torch.Tensor]]:
         """Per image: ``boxes`` [D, 4], ``scores`` [D], ``labels`` [D] (0..K-1) from its proposals [P, 4]."""
         logits, deltas = self.box_head(self.pooler(feats, proposals))
         probs, deltas = logits.float().softmax(-1), deltas.float()
         out, start = [], 0
         for props, size in zip(proposals, sizes):
             n = len(props)
-            d = deltas[start:start + n, 1:]  # [P, K, 4], background dropped
+            d = deltas[start : start + n, 1:]  # [P, K, 4], background dropped
             boxes = self.coder.decode(d, props[:, None, :].expand_as(d))
-            out.append(postprocess(boxes, probs[start:start + n, 1:], size, score_threshold=self.score_threshold,
-                                   nms_threshold=self.nms_threshold, max_detections=self.max_detections))
+            out.append(
+                postprocess(
+                    boxes,
+                    probs[start : start + n, 1:],
+                    size,
+                    score_threshold=self.score_threshold,
+                    nms_threshold=self.nms_threshold,
+                    max_detections=self.max_detections,
+                )
+            )
             start += n
         return out

@@ -71,10 +71,21 @@ class RegionProposalNetwork(nn.Module):
         box_scale: ``"log"`` or ``"linear"`` width and height offsets (``ops.BoxCoder``).
     """
 
-    def __init__(self, channels: int, anchor_wh: Sequence[torch.Tensor], strides: Sequence[int], *,
-                 pre_nms_top_n: Sequence[int] = (600, 300), post_nms_top_n: Sequence[int] = (300, 100),
-                 nms_threshold: float = 0.7, fg_iou: float = 0.7, bg_iou: float = 0.3, batch_size: int = 256,
-                 positive_fraction: float = 0.5, box_scale: str = "log") -> None:
+    def __init__(
+        self,
+        channels: int,
+        anchor_wh: Sequence[torch.Tensor],
+        strides: Sequence[int],
+        *,
+        pre_nms_top_n: Sequence[int] = (600, 300),
+        post_nms_top_n: Sequence[int] = (300, 100),
+        nms_threshold: float = 0.7,
+        fg_iou: float = 0.7,
+        bg_iou: float = 0.3,
+        batch_size: int = 256,
+        positive_fraction: float = 0.5,
+        box_scale: str = "log",
+    ) -> None:
         super().__init__()
         for i, wh in enumerate(anchor_wh):  # (w, h) of each level's anchors
             self.register_buffer(f"anchor_wh_{i}", wh)
@@ -94,8 +105,10 @@ class RegionProposalNetwork(nn.Module):
 
     def anchors(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """All levels' anchors [N, 4] and each anchor's level [N]."""
-        per_level = [ops.grid_anchors(centred_boxes(wh.float()), tuple(f.shape[-2:]), s)  # float32 under autocast too
-                     for wh, f, s in zip(self.anchor_wh, feats, self.strides)]
+        per_level = [
+            ops.grid_anchors(centred_boxes(wh.float()), tuple(f.shape[-2:]), s)  # float32 under autocast too
+            for wh, f, s in zip(self.anchor_wh, feats, self.strides)
+        ]
         levels = torch.cat([torch.full((len(a),), i, device=a.device) for i, a in enumerate(per_level)])
         return torch.cat(per_level), levels
 
@@ -107,21 +120,30 @@ class RegionProposalNetwork(nn.Module):
             out.append(ops.grid_anchors(centred_boxes(wh.detach().float().cpu()), size, s))
         return out
 
-    def forward(self, feats: list[torch.Tensor], sizes: list[tuple[int, int]],
-                targets: list[dict[str, Any]] | None = None) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def forward(
+        self, feats: list[torch.Tensor], sizes: list[tuple[int, int]], targets: list[dict[str, Any]] | None = None
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """Proposals per image [P, 4] (detached) and, given targets, ``loss_objectness`` and ``loss_rpn_box``."""
         objectness, deltas = self.head(feats)
         objectness, deltas = objectness.float(), deltas.float()  # box arithmetic in float32 under mixed precision
         anchors, levels = self.anchors(feats)
         mode = 0 if self.training else 1
-        proposals = self.proposals(objectness.detach(), deltas.detach(), anchors, levels, sizes,
-                                   self.pre_nms_top_n[mode], self.post_nms_top_n[mode])
+        proposals = self.proposals(
+            objectness.detach(),
+            deltas.detach(),
+            anchors,
+            levels,
+            sizes,
+            self.pre_nms_top_n[mode],
+            self.post_nms_top_n[mode],
+        )
         if targets is None:
             return proposals, {}
         return proposals, self.losses(objectness, deltas, anchors, targets)
 
-    def losses(self, objectness: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor,
-               targets: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def losses(
+        self, objectness: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, targets: list[dict[str, Any]]
+    ) -> dict[str, torch.Tensor]:
         """Objectness BCE and smooth L1 on the positives' offsets, over the sampled anchors of every image."""
         labels, matched = [], []
         for t in targets:
@@ -138,8 +160,16 @@ class RegionProposalNetwork(nn.Module):
         loss_box = smooth_l1(deltas[pos], target_deltas, beta=1 / 9) / n
         return {"loss_objectness": loss_obj, "loss_rpn_box": loss_box}
 
-    def proposals(self, objectness: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, levels: torch.Tensor,
-                  sizes: list[tuple[int, int]], pre_nms: int, post_nms: int) -> list[torch.Tensor]:
+    def proposals(
+        self,
+        objectness: torch.Tensor,
+        deltas: torch.Tensor,
+        anchors: torch.Tensor,
+        levels: torch.Tensor,
+        sizes: list[tuple[int, int]],
+        pre_nms: int,
+        post_nms: int,
+    ) -> list[torch.Tensor]:
         """Per image: each level's best ``pre_nms`` anchors, decoded, clipped, tiny ones dropped, NMS per level."""
         out = []
         for obj, d, size in zip(objectness, deltas, sizes):

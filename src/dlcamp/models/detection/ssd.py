@@ -48,11 +48,24 @@ class SSD(Detector):
     levels) default to the paper's linear spacing from ``min_scale`` to ``max_scale``.
     """
 
-    def __init__(self, backbone: Backbone, *, num_classes: int, image_size: Sequence[int] = (128, 128),
-                 scales: Sequence[float] | None = None, min_scale: float = 0.1, max_scale: float = 0.75,
-                 aspect_ratios: Sequence[Sequence[float]] | None = None, neg_pos_ratio: float | None = 3.0,
-                 box_scale: str = "log", iou_threshold: float = 0.5, score_threshold: float = 0.01,
-                 nms_threshold: float = 0.45, max_detections: int = 100, topk_candidates: int = 200) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        num_classes: int,
+        image_size: Sequence[int] = (128, 128),
+        scales: Sequence[float] | None = None,
+        min_scale: float = 0.1,
+        max_scale: float = 0.75,
+        aspect_ratios: Sequence[Sequence[float]] | None = None,
+        neg_pos_ratio: float | None = 3.0,
+        box_scale: str = "log",
+        iou_threshold: float = 0.5,
+        score_threshold: float = 0.01,
+        nms_threshold: float = 0.45,
+        max_detections: int = 100,
+        topk_candidates: int = 200,
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise UsageError(f"ssd: num_classes must be >= 1, got {num_classes}")
@@ -87,10 +100,12 @@ class SSD(Detector):
             self.backbone.train(was)
         self.feature_sizes = [tuple(f.shape[-2:]) for f in feats]
         per_loc = [2 + 2 * len(r) for r in self.aspect_ratios]
-        self.cls_heads = nn.ModuleList(nn.Conv2d(c, a * (num_classes + 1), 3, padding=1)
-                                       for c, a in zip(self.backbone.out_channels, per_loc))
-        self.box_heads = nn.ModuleList(nn.Conv2d(c, a * 4, 3, padding=1)
-                                       for c, a in zip(self.backbone.out_channels, per_loc))
+        self.cls_heads = nn.ModuleList(
+            nn.Conv2d(c, a * (num_classes + 1), 3, padding=1) for c, a in zip(self.backbone.out_channels, per_loc)
+        )
+        self.box_heads = nn.ModuleList(
+            nn.Conv2d(c, a * 4, 3, padding=1) for c, a in zip(self.backbone.out_channels, per_loc)
+        )
         for head in list(self.cls_heads) + list(self.box_heads):
             nn.init.xavier_uniform_(head.weight)
             nn.init.zeros_(head.bias)
@@ -116,14 +131,16 @@ class SSD(Detector):
         out, factors = [], []
         for im in image_list(images):
             h, w = im.shape[-2:]
-            out.append(F.interpolate(im[None], size=self.image_size, mode="bilinear", align_corners=False,
-                                     antialias=True)[0])
+            out.append(
+                F.interpolate(im[None], size=self.image_size, mode="bilinear", align_corners=False, antialias=True)[0]
+            )
             factors.append((self.image_size[0] / h, self.image_size[1] / w))
         return torch.stack(out), factors
 
     # -- training ---------------------------------------------------------------------------
-    def match(self, targets: list[dict[str, Any]], factors: list[tuple[float, float]]
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def match(
+        self, targets: list[dict[str, Any]], factors: list[tuple[float, float]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per default box: class target (0 background, -1 left out), and the matched box [B, N, 4]."""
         anchors = self.default_boxes
         cls_t, box_t = [], []
@@ -169,9 +186,15 @@ class SSD(Detector):
         boxes = self.coder.decode(deltas, self.default_boxes.expand_as(deltas))
         out = []
         for b, p, (sy, sx) in zip(boxes, probs, factors):
-            det = postprocess(b, p, self.image_size, score_threshold=self.score_threshold,
-                              nms_threshold=self.nms_threshold, max_detections=self.max_detections,
-                              topk_candidates=self.topk_candidates)
+            det = postprocess(
+                b,
+                p,
+                self.image_size,
+                score_threshold=self.score_threshold,
+                nms_threshold=self.nms_threshold,
+                max_detections=self.max_detections,
+                topk_candidates=self.topk_candidates,
+            )
             det["boxes"] = det["boxes"] / det["boxes"].new_tensor([sx, sy, sx, sy])
             out.append(det)
         return out
@@ -185,15 +208,24 @@ class SSD(Detector):
 
 @register_model("ssd")
 @forwards(SSD, drop=("image_size",))
-def ssd(*, num_classes: int, input_shape: Sequence[int] = (3, 128, 128), backbone: str = "tiny",
-        widths: Sequence[int] | None = None, num_levels: int = 4, first_stride: int = 8,
-        backbone_options: dict[str, Any] | None = None, **kwargs: Any) -> SSD:
+def ssd(
+    *,
+    num_classes: int,
+    input_shape: Sequence[int] = (3, 128, 128),
+    backbone: str = "tiny",
+    widths: Sequence[int] | None = None,
+    num_levels: int = 4,
+    first_stride: int = 8,
+    backbone_options: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> SSD:
     """SSD (Liu et al. 2016): multi-scale default boxes, per-scale heads, multibox loss with hard negative mining.
 
     ``backbone`` names one of ``dlcamp.models.backbones`` (``widths`` is ``tiny``'s;
     ``backbone_options`` any other of its options); ``input_shape`` is (C, H, W).
     """
     options = {**({"widths": tuple(widths)} if widths else {}), **(backbone_options or {})}
-    body = get_backbone(backbone, num_levels=num_levels, first_stride=first_stride, in_channels=int(input_shape[0]),
-                        **options)
+    body = get_backbone(
+        backbone, num_levels=num_levels, first_stride=first_stride, in_channels=int(input_shape[0]), **options
+    )
     return SSD(body, num_classes=num_classes, image_size=tuple(input_shape[-2:]), **kwargs)

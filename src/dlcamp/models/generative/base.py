@@ -32,8 +32,10 @@ import torch.nn.functional as F
 def check_binary(x: torch.Tensor, what: str = "input") -> None:
     """Refuse non-binary data: Bernoulli likelihoods of grey values are not densities."""
     if not torch.all((x == 0) | (x == 1)):
-        raise ValueError(f"{what} must be binary (0/1) for a Bernoulli likelihood; "
-                         "use a binarized dataset (e.g. data.binarize=dynamic)")
+        raise ValueError(
+            f"{what} must be binary (0/1) for a Bernoulli likelihood; "
+            "use a binarized dataset (e.g. data.binarize=dynamic)"
+        )
 
 
 def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +103,9 @@ class BinaryAutoregressive(DensityModel):
         super().__init__()
         c, h, w = (int(d) for d in input_shape)
         if c != 1:
-            raise ValueError(f"binary autoregressive models take single-channel images, got input_shape {tuple(input_shape)}")
+            raise ValueError(
+                f"binary autoregressive models take single-channel images, got input_shape {tuple(input_shape)}"
+            )
         self.input_shape = (c, h, w)
 
     @abc.abstractmethod
@@ -112,8 +116,9 @@ class BinaryAutoregressive(DensityModel):
         return bernoulli_log_prob(self.logits(x), x)
 
     @torch.no_grad()
-    def sample(self, n: int, condition: torch.Tensor | None = None, *, prefix: torch.Tensor | None = None,
-               start: int = 0) -> torch.Tensor:
+    def sample(
+        self, n: int, condition: torch.Tensor | None = None, *, prefix: torch.Tensor | None = None, start: int = 0
+    ) -> torch.Tensor:
         """Draw pixel by pixel in raster order (one forward pass per pixel).
 
         With ``prefix`` (Tensor[n, C, H, W]) and ``start``, the first ``start`` pixels are

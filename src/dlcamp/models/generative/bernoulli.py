@@ -29,8 +29,9 @@ class IndependentBernoulli(BinaryAutoregressive):
         return self.logit.expand(x.shape[0], *self.input_shape)
 
     @torch.no_grad()
-    def sample(self, n: int, condition: torch.Tensor | None = None, *, prefix: torch.Tensor | None = None,
-               start: int = 0) -> torch.Tensor:
+    def sample(
+        self, n: int, condition: torch.Tensor | None = None, *, prefix: torch.Tensor | None = None, start: int = 0
+    ) -> torch.Tensor:
         x = torch.bernoulli(torch.sigmoid(self.logit).expand(n, *self.input_shape).contiguous())
         if prefix is not None:
             x.view(n, -1)[:, :start] = prefix.to(x.device).reshape(n, -1)[:, :start]

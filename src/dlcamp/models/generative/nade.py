@@ -37,7 +37,9 @@ class NADE(BinaryAutoregressive):
         self.hidden = hidden
         self.W = nn.Parameter(torch.empty(hidden, d).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))  # read x_d
         self.c = nn.Parameter(torch.zeros(hidden))
-        self.V = nn.Parameter(torch.empty(d, hidden).uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden)))  # predict x_d
+        self.V = nn.Parameter(
+            torch.empty(d, hidden).uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden))
+        )  # predict x_d
         self.b = nn.Parameter(torch.zeros(d))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,8 +51,9 @@ class NADE(BinaryAutoregressive):
         return logits.view(x.shape)
 
     @torch.no_grad()
-    def sample(self, n: int, condition: torch.Tensor | None = None, *, prefix: torch.Tensor | None = None,
-               start: int = 0) -> torch.Tensor:
+    def sample(
+        self, n: int, condition: torch.Tensor | None = None, *, prefix: torch.Tensor | None = None, start: int = 0
+    ) -> torch.Tensor:
         """O(DH) per image: the running pre-activation a_d is updated as pixels are drawn."""
         x = torch.zeros(n, self.num_dims, device=self.W.device)
         if prefix is not None:

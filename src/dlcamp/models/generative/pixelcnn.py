@@ -34,9 +34,12 @@ class ResidualBlock(nn.Module):
     def __init__(self, h: int, kernel_size: int = 3) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(2 * h, h, 1),  # a 1×1 kernel's mask B is all ones
-            nn.ReLU(), MaskedConv2d(h, h, kernel_size, "B"),
-            nn.ReLU(), nn.Conv2d(h, 2 * h, 1),
+            nn.ReLU(),
+            nn.Conv2d(2 * h, h, 1),  # a 1×1 kernel's mask B is all ones
+            nn.ReLU(),
+            MaskedConv2d(h, h, kernel_size, "B"),
+            nn.ReLU(),
+            nn.Conv2d(h, 2 * h, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,11 +52,20 @@ def output_head(channels: int, hidden: int) -> nn.Sequential:
 
 
 class PixelCNN(BinaryAutoregressive):
-    def __init__(self, input_shape: Sequence[int], hidden: int = 32, blocks: int = 7, first_kernel: int = 7,
-                 kernel_size: int = 3, head_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        hidden: int = 32,
+        blocks: int = 7,
+        first_kernel: int = 7,
+        kernel_size: int = 3,
+        head_hidden: int = 64,
+    ) -> None:
         super().__init__(input_shape)
         if hidden < 1 or blocks < 0 or head_hidden < 1:
-            raise ValueError(f"hidden and head_hidden must be >= 1 and blocks >= 0, got {hidden}, {head_hidden}, {blocks}")
+            raise ValueError(
+                f"hidden and head_hidden must be >= 1 and blocks >= 0, got {hidden}, {head_hidden}, {blocks}"
+            )
         self.first = MaskedConv2d(self.input_shape[0], 2 * hidden, first_kernel, "A")
         self.blocks = nn.Sequential(*[ResidualBlock(hidden, kernel_size) for _ in range(blocks)])
         self.head = output_head(2 * hidden, head_hidden)
@@ -63,7 +75,14 @@ class PixelCNN(BinaryAutoregressive):
 
 
 @register_model("pixelcnn")
-def pixelcnn(*, input_shape: Sequence[int] = (1, 8, 8), hidden: int = 32, blocks: int = 7, first_kernel: int = 7,
-             kernel_size: int = 3, head_hidden: int = 64) -> PixelCNN:
+def pixelcnn(
+    *,
+    input_shape: Sequence[int] = (1, 8, 8),
+    hidden: int = 32,
+    blocks: int = 7,
+    first_kernel: int = 7,
+    kernel_size: int = 3,
+    head_hidden: int = 64,
+) -> PixelCNN:
     """PixelCNN (van den Oord et al. 2016): 7×7 mask-A conv, residual mask-B blocks, Bernoulli pixels."""
     return PixelCNN(input_shape, hidden, blocks, first_kernel, kernel_size, head_hidden)

@@ -120,8 +120,16 @@ LAYERS = {"row": RowLSTM, "diagonal": DiagonalBiLSTM}
 
 
 class PixelRNN(BinaryAutoregressive):
-    def __init__(self, input_shape: Sequence[int], kind: Literal["row", "diagonal"] = "diagonal", layers: int = 2,
-                 hidden: int = 32, channels: int = 32, first_kernel: int = 7, head_hidden: int = 64) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        kind: Literal["row", "diagonal"] = "diagonal",
+        layers: int = 2,
+        hidden: int = 32,
+        channels: int = 32,
+        first_kernel: int = 7,
+        head_hidden: int = 64,
+    ) -> None:
         super().__init__(input_shape)
         if kind not in LAYERS:
             raise ValueError(f"kind must be one of {', '.join(LAYERS)}, got {kind!r}")
@@ -141,8 +149,15 @@ class PixelRNN(BinaryAutoregressive):
 
 
 @register_model("pixelrnn")
-def pixelrnn(*, input_shape: Sequence[int] = (1, 8, 8), kind: Literal["row", "diagonal"] = "diagonal",
-             layers: int = 2, hidden: int = 32, channels: int = 32, first_kernel: int = 7,
-             head_hidden: int = 64) -> PixelRNN:
+def pixelrnn(
+    *,
+    input_shape: Sequence[int] = (1, 8, 8),
+    kind: Literal["row", "diagonal"] = "diagonal",
+    layers: int = 2,
+    hidden: int = 32,
+    channels: int = 32,
+    first_kernel: int = 7,
+    head_hidden: int = 64,
+) -> PixelRNN:
     """PixelRNN (van den Oord et al. 2016): Row LSTM or Diagonal BiLSTM layers over a mask-A conv."""
     return PixelRNN(input_shape, kind, layers, hidden, channels, first_kernel, head_hidden)

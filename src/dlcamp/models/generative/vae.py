@@ -60,9 +60,17 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
 
 
 class VAE(LatentVariableModel):
-    def __init__(self, input_shape: Sequence[int], latent_dim: int = 16, hidden: Sequence[int] = (256, 256),
-                 decoder: Literal["bernoulli", "gaussian"] = "bernoulli", num_classes: int = 0, eval_k: int = 500,
-                 train_k: int = 1, min_log_std: float = -4.0) -> None:
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        latent_dim: int = 16,
+        hidden: Sequence[int] = (256, 256),
+        decoder: Literal["bernoulli", "gaussian"] = "bernoulli",
+        num_classes: int = 0,
+        eval_k: int = 500,
+        train_k: int = 1,
+        min_log_std: float = -4.0,
+    ) -> None:
         super().__init__()
         self.input_shape = tuple(int(d) for d in input_shape)  # type: ignore[assignment]
         if decoder not in ("bernoulli", "gaussian"):

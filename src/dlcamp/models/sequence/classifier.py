@@ -44,23 +44,42 @@ class TransformerClassifier(nn.Module, TokenAttentionMapper):
     ``forward_head``: -> (B, K).
     """
 
-    def __init__(self, *, vocab_size: int, num_classes: int, max_len: int, d_model: int = 64, nhead: int = 4,
-                 num_layers: int = 2, dim_feedforward: int = 128, dropout: float = 0.1,
-                 pool: Literal["cls", "mean"] = "cls", norm_first: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        num_classes: int,
+        max_len: int,
+        d_model: int = 64,
+        nhead: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int = 128,
+        dropout: float = 0.1,
+        pool: Literal["cls", "mean"] = "cls",
+        norm_first: bool = True,
+    ) -> None:
         super().__init__()
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if vocab_size < 2 or max_len < 1:
-            raise ValueError(f"need vocab_size >= 2 (PAD and one token) and max_len >= 1, "
-                             f"got vocab_size={vocab_size}, max_len={max_len}")
+            raise ValueError(
+                f"need vocab_size >= 2 (PAD and one token) and max_len >= 1, "
+                f"got vocab_size={vocab_size}, max_len={max_len}"
+            )
         self.pool = pool
         self.max_len = max_len
         self.num_features = d_model
         self.token_embed = nn.Embedding(vocab_size, d_model, padding_idx=PAD)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d_model))
         self.pos_embed = LearnedPositionalEmbedding(max_len + 1, d_model, dropout=dropout)  # + 1: the class token
-        self.encoder = ViTEncoder(dim=d_model, depth=num_layers, num_heads=nhead, mlp_dim=dim_feedforward,
-                                  dropout=dropout, norm_first=norm_first)
+        self.encoder = ViTEncoder(
+            dim=d_model,
+            depth=num_layers,
+            num_heads=nhead,
+            mlp_dim=dim_feedforward,
+            dropout=dropout,
+            norm_first=norm_first,
+        )
         self.head = nn.Linear(d_model, num_classes)
         # BERT's scale: token vectors as small as the position vectors (N(0, 0.02²)), so
         # neither drowns the other at the start; nn.Embedding's N(0, 1) would.
@@ -71,8 +90,10 @@ class TransformerClassifier(nn.Module, TokenAttentionMapper):
     def embed(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(B, S) ids -> tokens (B, T, D) and the key padding mask (B, T), True = PAD."""
         if x.size(1) > self.max_len:
-            raise ValueError(f"sequences of length {x.size(1)} exceed max_len={self.max_len}; "
-                             "build the model with a larger max_len or truncate the inputs")
+            raise ValueError(
+                f"sequences of length {x.size(1)} exceed max_len={self.max_len}; "
+                "build the model with a larger max_len or truncate the inputs"
+            )
         padding = x == PAD  # (B, S)
         padding = torch.cat([padding.new_zeros(x.size(0), 1), padding], dim=1)  # (B, T), the class token is real
         cls = self.cls_token.expand(x.size(0), -1, -1)  # (B, 1, D)
@@ -100,10 +121,29 @@ class TransformerClassifier(nn.Module, TokenAttentionMapper):
 
 
 @register_model("transformer_classifier")
-def transformer_classifier(*, vocab_size: int, num_classes: int, max_len: int, d_model: int = 64, nhead: int = 4,
-                           num_layers: int = 2, dim_feedforward: int = 128, dropout: float = 0.1,
-                           pool: Literal["cls", "mean"] = "cls", norm_first: bool = True) -> TransformerClassifier:
+def transformer_classifier(
+    *,
+    vocab_size: int,
+    num_classes: int,
+    max_len: int,
+    d_model: int = 64,
+    nhead: int = 4,
+    num_layers: int = 2,
+    dim_feedforward: int = 128,
+    dropout: float = 0.1,
+    pool: Literal["cls", "mean"] = "cls",
+    norm_first: bool = True,
+) -> TransformerClassifier:
     """Transformer encoder over PAD-padded token ids, class-token or mean pooling, linear head."""
-    return TransformerClassifier(vocab_size=vocab_size, num_classes=num_classes, max_len=max_len, d_model=d_model,
-                                 nhead=nhead, num_layers=num_layers, dim_feedforward=dim_feedforward,
-                                 dropout=dropout, pool=pool, norm_first=norm_first)
+    return TransformerClassifier(
+        vocab_size=vocab_size,
+        num_classes=num_classes,
+        max_len=max_len,
+        d_model=d_model,
+        nhead=nhead,
+        num_layers=num_layers,
+        dim_feedforward=dim_feedforward,
+        dropout=dropout,
+        pool=pool,
+        norm_first=norm_first,
+    )

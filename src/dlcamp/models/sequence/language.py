@@ -48,8 +48,9 @@ RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 NUM_SPECIAL = 4  # ids 0..3: PAD, BOS, EOS, UNK
 
 
-def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Draw one token per row from logits (B, V) -> (B,).
 
     ``temperature`` divides the logits (< 1 sharpens, > 1 flattens); ``top_k`` keeps the
@@ -75,8 +76,10 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
 
 def _check_prompt(prompt: torch.Tensor, n: int) -> None:
     if prompt.dim() != 2 or prompt.size(1) < 1:
-        raise ValueError(f"prompt must be a LongTensor [B, T0] with T0 >= 1, got shape {tuple(prompt.shape)}; "
-                         "start from a BOS column when there is no text")
+        raise ValueError(
+            f"prompt must be a LongTensor [B, T0] with T0 >= 1, got shape {tuple(prompt.shape)}; "
+            "start from a BOS column when there is no text"
+        )
     if n < 0:
         raise ValueError(f"n (tokens to generate) must be >= 0, got {n}")
 
@@ -91,8 +94,14 @@ class LanguageModel(nn.Module):
     context_window: int
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, n: int, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, top_k: int | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        top_k: int | None = None,
+    ) -> torch.Tensor:
         """Continue ``prompt`` [B, T0] by ``n`` sampled tokens -> [B, T0 + n].
 
         Runs in the module's current mode: call ``eval()`` first unless dropout noise is wanted.
@@ -100,7 +109,7 @@ class LanguageModel(nn.Module):
         _check_prompt(prompt, n)
         tokens = prompt
         for _ in range(n):
-            logits = self(tokens[:, -self.context_window:])[:, -1]  # (B, V): the next token's logits
+            logits = self(tokens[:, -self.context_window :])[:, -1]  # (B, V): the next token's logits
             next_token = sample_next(logits, temperature, top_k, generator)  # (B,)
             tokens = torch.cat([tokens, next_token.unsqueeze(1)], dim=1)
         return tokens
@@ -112,15 +121,25 @@ _RECURRENT_CORES = {"rnn": dnn.RNN, "lstm": dnn.LSTM, "gru": dnn.GRU}
 class RecurrentLM(LanguageModel):
     """Embedding -> L-layer RNN / LSTM / GRU -> linear to V. ``step`` carries the state."""
 
-    def __init__(self, vocab_size: int, max_len: int, core: str = "lstm", embed_dim: int = 64, hidden: int = 256,
-                 num_layers: int = 2, dropout: float = 0.1, tie_weights: bool = False) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        core: str = "lstm",
+        embed_dim: int = 64,
+        hidden: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        tie_weights: bool = False,
+    ) -> None:
         super().__init__()
         self.context_window = max_len
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.dropout = nn.Dropout(dropout)
         # dnn.RNN defaults to tanh: the Elman network of the vanishing-gradient story.
-        self.rnn = _RECURRENT_CORES[core](embed_dim, hidden, num_layers=num_layers, batch_first=True,
-                                          dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = _RECURRENT_CORES[core](
+            embed_dim, hidden, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
         # Tying makes the output layer read embed_dim features, so a wider hidden state is
         # projected down first (Press & Wolf 2017, section 5).
         self.proj = nn.Linear(hidden, embed_dim) if tie_weights and hidden != embed_dim else nn.Identity()
@@ -139,8 +158,14 @@ class RecurrentLM(LanguageModel):
         return self.step(x)[0]
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, n: int, temperature: float = 1.0,
-                 generator: torch.Generator | None = None, top_k: int | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        top_k: int | None = None,
+    ) -> torch.Tensor:
         """As ``LanguageModel.generate``, but reading each new token once: the state carries the past."""
         _check_prompt(prompt, n)
         if n == 0:
@@ -156,16 +181,34 @@ class RecurrentLM(LanguageModel):
 class TransformerLM(LanguageModel, TokenAttentionMapper):
     """Decoder-only Transformer: token + learned position -> L causal pre-norm layers -> LN -> V."""
 
-    def __init__(self, vocab_size: int, max_len: int, d_model: int = 256, nhead: int = 4, num_layers: int = 2,
-                 dim_feedforward: int | None = None, dropout: float = 0.1, tie_weights: bool = False) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        d_model: int = 256,
+        nhead: int = 4,
+        num_layers: int = 2,
+        dim_feedforward: int | None = None,
+        dropout: float = 0.1,
+        tie_weights: bool = False,
+    ) -> None:
         super().__init__()
         self.context_window = max_len
         self.embed = nn.Embedding(vocab_size, d_model)
         nn.init.normal_(self.embed.weight, std=0.02)  # GPT-2's scale; positions use the same
         self.position = dnn.LearnedPositionalEmbedding(max_len, d_model, dropout)
-        layers = [dnn.TransformerEncoderLayer(d_model, nhead, dim_feedforward or 4 * d_model, dropout,
-                                              activation="gelu", batch_first=True, norm_first=True)
-                  for _ in range(num_layers)]
+        layers = [
+            dnn.TransformerEncoderLayer(
+                d_model,
+                nhead,
+                dim_feedforward or 4 * d_model,
+                dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(num_layers)
+        ]
         # Pre-norm leaves the residual stream un-normalised: one last LayerNorm before the head.
         self.blocks = dnn.TransformerEncoder(layers, norm=nn.LayerNorm(d_model))
         self.head = nn.Linear(d_model, vocab_size, bias=False)
@@ -190,9 +233,19 @@ class TransformerLM(LanguageModel, TokenAttentionMapper):
 
 
 @register_model("char_lm")
-def char_lm(*, vocab_size: int, max_len: int, core: str = "lstm", embed_dim: int = 64, hidden: int = 256,
-            num_layers: int = 2, dropout: float = 0.1, nhead: int = 4, dim_feedforward: int | None = None,
-            tie_weights: bool = False) -> LanguageModel:
+def char_lm(
+    *,
+    vocab_size: int,
+    max_len: int,
+    core: str = "lstm",
+    embed_dim: int = 64,
+    hidden: int = 256,
+    num_layers: int = 2,
+    dropout: float = 0.1,
+    nhead: int = 4,
+    dim_feedforward: int | None = None,
+    tie_weights: bool = False,
+) -> LanguageModel:
     """Character LM: embedding -> RNN / LSTM / GRU / causal Transformer -> next-token logits.
 
     ``core="transformer"`` uses ``hidden`` as d_model (the embedding is d_model wide and

@@ -98,16 +98,19 @@ class NGramLM(LanguageModel, CountingModel):
 
     def _check_tokens(self, x: torch.Tensor, what: str) -> None:
         if x.numel() and (x.min() < 0 or x.max() >= self.vocab_size):
-            raise ValueError(f"{what} holds token ids outside 0..{self.vocab_size - 1} "
-                             f"(min {int(x.min())}, max {int(x.max())}); check vocab_size")
+            raise ValueError(
+                f"{what} holds token ids outside 0..{self.vocab_size - 1} "
+                f"(min {int(x.min())}, max {int(x.max())}); check vocab_size"
+            )
 
     # ------------------------------------------------------------------ counting
     @torch.no_grad()
     def observe(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Count a batch: x (B, T) contexts, y (B, T) targets (y[:, t] follows x[:, :t + 1])."""
         if x.shape != y.shape or x.dim() != 2:
-            raise ValueError(f"observe needs x and y of the same shape [B, T], "
-                             f"got {tuple(x.shape)} and {tuple(y.shape)}")
+            raise ValueError(
+                f"observe needs x and y of the same shape [B, T], got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
         self._check_tokens(x, "x")
         self._check_tokens(y, "y")
         V = self.vocab_size
@@ -192,12 +195,14 @@ class NGramLM(LanguageModel, CountingModel):
             first, types = starts[contexts], starts[contexts + 1] - starts[contexts]  # (Q,) each; types = N1+(h .)
             # Scatter every context's run of (w, count) pairs into a dense (Q, V) count table.
             row_of_pair = torch.repeat_interleave(torch.arange(rows.numel(), device=x.device), types)  # (M,)
-            run_offset = torch.arange(row_of_pair.numel(), device=x.device) - \
-                torch.repeat_interleave(types.cumsum(0) - types, types)  # (M,) position within its run
+            run_offset = torch.arange(row_of_pair.numel(), device=x.device) - torch.repeat_interleave(
+                types.cumsum(0) - types, types
+            )  # (M,) position within its run
             pair_pos = torch.repeat_interleave(first, types) + run_offset  # (M,)
             counts = torch.zeros(rows.numel(), V, dtype=torch.float64, device=x.device)  # (Q, V)
-            counts[row_of_pair, getattr(self, f"pair_keys_{k}")[pair_pos] % V] = \
-                getattr(self, f"pair_counts_{k}")[pair_pos].double()
+            counts[row_of_pair, getattr(self, f"pair_keys_{k}")[pair_pos] % V] = getattr(self, f"pair_counts_{k}")[
+                pair_pos
+            ].double()
             total = getattr(self, f"context_total_{k}")[contexts].double().unsqueeze(1)  # (Q, 1): c(h)
             types = types.double().unsqueeze(1)  # (Q, 1)
             # Witten–Bell: (c(h, w) + N1+(h .) p(w | h')) / (c(h) + N1+(h .)).
@@ -234,7 +239,9 @@ def ngram(*, vocab_size: int, order: int = 5) -> NGramLM:
         raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
     if order < 1:
         raise ValueError(f"order must be >= 1 (1 = unigram), got {order}")
-    if vocab_size ** (order - 1) >= 2 ** 63:
-        raise ValueError(f"contexts of order - 1 = {order - 1} tokens over {vocab_size} symbols do not fit "
-                         "an int64 key; lower the order")
+    if vocab_size ** (order - 1) >= 2**63:
+        raise ValueError(
+            f"contexts of order - 1 = {order - 1} tokens over {vocab_size} symbols do not fit "
+            "an int64 key; lower the order"
+        )
     return NGramLM(vocab_size, order)

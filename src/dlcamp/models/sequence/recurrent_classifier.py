@@ -46,8 +46,16 @@ _CELLS = {"rnn": dnn.RNN, "lstm": dnn.LSTM, "gru": dnn.GRU}
 class RecurrentClassifier(nn.Module):
     """Embedding -> packed RNN / LSTM / GRU -> last layer's final hidden state -> linear."""
 
-    def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", embed_dim: int = 16, hidden: int = 64,
-                 num_layers: int = 1, gate_bias: float = 1.0) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        cell: str = "lstm",
+        embed_dim: int = 16,
+        hidden: int = 64,
+        num_layers: int = 1,
+        gate_bias: float = 1.0,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.rnn = _CELLS[cell](embed_dim, hidden, num_layers=num_layers, batch_first=True)
@@ -61,9 +69,9 @@ class RecurrentClassifier(nn.Module):
         i|f|g|o), GRU update gate z (rows H:2H of r|z|n; h' = (1 - z) n + z h)."""
         for name, p in self.rnn.named_parameters():
             if name.startswith("bias_ih"):
-                p[hidden: 2 * hidden] = value
+                p[hidden : 2 * hidden] = value
             elif name.startswith("bias_hh"):
-                p[hidden: 2 * hidden] = 0.0
+                p[hidden : 2 * hidden] = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, S) right-padded with PAD -> logits (B, num_classes)."""
@@ -75,8 +83,16 @@ class RecurrentClassifier(nn.Module):
 
 
 @register_model("rnn_classifier")
-def rnn_classifier(*, vocab_size: int, num_classes: int, cell: str = "lstm", embed_dim: int = 16, hidden: int = 64,
-                   num_layers: int = 1, gate_bias: float = 1.0) -> RecurrentClassifier:
+def rnn_classifier(
+    *,
+    vocab_size: int,
+    num_classes: int,
+    cell: str = "lstm",
+    embed_dim: int = 16,
+    hidden: int = 64,
+    num_layers: int = 1,
+    gate_bias: float = 1.0,
+) -> RecurrentClassifier:
     """Sequence classifier from the final state of an RNN / LSTM / GRU (the Reber grammar benchmark)."""
     if cell not in _CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose rnn, lstm or gru")

@@ -118,8 +118,9 @@ class AdditiveAttention(nn.Module):
         """W_h h_i for all i, once per source: (B, S, Dv) -> (B, S, A)."""
         return self.key_proj(values)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B, H) -> context (B, Dv), weights (B, S)."""
         hidden = torch.tanh(keys + self.query_proj(query).unsqueeze(1))  # (B, S, A)
         return _attend(self.score(hidden).squeeze(-1), values, mask)
@@ -137,8 +138,9 @@ class GeneralAttention(nn.Module):
         """W_a h_i: (B, S, Dv) -> (B, S, H)."""
         return self.key_proj(values)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (B, H) -> context (B, Dv), weights (B, S)."""
         scores = (keys @ query.unsqueeze(-1)).squeeze(-1) * self.scale  # (B, S, H) @ (B, H, 1) -> (B, S)
         return _attend(scores, values, mask)
@@ -152,8 +154,16 @@ class GeneralAttention(nn.Module):
 class GRUSeq2Seq(Seq2Seq):
     """Bidirectional GRU encoder, bridge to the decoder's initial state, GRU decoder looped over time."""
 
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 128, num_layers: int = 1,
-                 attention: str = "additive", dropout: float = 0.1, bidirectional: bool = True) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 64,
+        hidden: int = 128,
+        num_layers: int = 1,
+        attention: str = "additive",
+        dropout: float = 0.1,
+        bidirectional: bool = True,
+    ) -> None:
         super().__init__()
         directions = 2 if bidirectional else 1
         encoded = directions * hidden  # width of an encoder state h_i
@@ -161,8 +171,9 @@ class GRUSeq2Seq(Seq2Seq):
         # One embedding for source and target: the tasks share a character vocabulary.
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.dropout = nn.Dropout(dropout)
-        self.encoder = dnn.GRU(embed_dim, hidden, num_layers, batch_first=True, dropout=between,
-                               bidirectional=bidirectional)
+        self.encoder = dnn.GRU(
+            embed_dim, hidden, num_layers, batch_first=True, dropout=between, bidirectional=bidirectional
+        )
         # The bridge maps both directions' final states of each layer to that decoder layer's s_0.
         self.bridge = nn.Linear(encoded, hidden)
         if attention == "additive":
@@ -223,14 +234,25 @@ class GRUSeq2Seq(Seq2Seq):
 class TransformerSeq2Seq(Seq2Seq):
     """Vaswani et al. 2017 on ``dlcamp.nn`` layers, batch-first, one embedding shared by src, tgt and output."""
 
-    def __init__(self, vocab_size: int, max_len: int, d_model: int = 128, nhead: int = 4, num_encoder_layers: int = 2,
-                 num_decoder_layers: int = 2, dim_feedforward: int = 256, dropout: float = 0.1, norm_first: bool = True,
-                 positional: str = "sinusoidal", tie_weights: bool = True) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        max_len: int,
+        d_model: int = 128,
+        nhead: int = 4,
+        num_encoder_layers: int = 2,
+        num_decoder_layers: int = 2,
+        dim_feedforward: int = 256,
+        dropout: float = 0.1,
+        norm_first: bool = True,
+        positional: str = "sinusoidal",
+        tie_weights: bool = True,
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
         # std d^-1/2: scaled by sqrt(d) (sinusoidal) the inputs have unit variance, and as the
         # tied output matrix the logits start near unit scale.
-        nn.init.normal_(self.embed.weight, std=d_model ** -0.5)
+        nn.init.normal_(self.embed.weight, std=d_model**-0.5)
         if positional == "sinusoidal":
             self.position: nn.Module = dnn.SinusoidalPositionalEncoding(d_model, max_len, dropout, scale_input=True)
         else:
@@ -240,11 +262,23 @@ class TransformerSeq2Seq(Seq2Seq):
             return nn.LayerNorm(d_model) if norm_first else None  # pre-norm stacks end un-normalised
 
         self.encoder = dnn.TransformerEncoder(
-            [dnn.TransformerEncoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True,
-                                         norm_first=norm_first) for _ in range(num_encoder_layers)], norm=final_norm())
+            [
+                dnn.TransformerEncoderLayer(
+                    d_model, nhead, dim_feedforward, dropout, batch_first=True, norm_first=norm_first
+                )
+                for _ in range(num_encoder_layers)
+            ],
+            norm=final_norm(),
+        )
         self.decoder = dnn.TransformerDecoder(
-            [dnn.TransformerDecoderLayer(d_model, nhead, dim_feedforward, dropout, batch_first=True,
-                                         norm_first=norm_first) for _ in range(num_decoder_layers)], norm=final_norm())
+            [
+                dnn.TransformerDecoderLayer(
+                    d_model, nhead, dim_feedforward, dropout, batch_first=True, norm_first=norm_first
+                )
+                for _ in range(num_decoder_layers)
+            ],
+            norm=final_norm(),
+        )
         self.output = nn.Linear(d_model, vocab_size, bias=False)
         if tie_weights:
             self.output.weight = self.embed.weight
@@ -258,8 +292,13 @@ class TransformerSeq2Seq(Seq2Seq):
     def decode(self, memory: Memory, tgt_in: torch.Tensor) -> torch.Tensor:
         """tgt_in (B, T) -> logits (B, T, V); causal self-attention, cross-attention to real source tokens."""
         encoded, padding = memory
-        h = self.decoder(self.position(self.embed(tgt_in)), encoded, tgt_key_padding_mask=tgt_in == PAD,
-                         memory_key_padding_mask=padding, tgt_is_causal=True)  # (B, T, d)
+        h = self.decoder(
+            self.position(self.embed(tgt_in)),
+            encoded,
+            tgt_key_padding_mask=tgt_in == PAD,
+            memory_key_padding_mask=padding,
+            tgt_is_causal=True,
+        )  # (B, T, d)
         weights = self.decoder.layers[-1].cross_attention_weights  # (B, nh, T, S)
         self._attention = weights.mean(1) if weights is not None else None  # (B, T, S)
         return self.output(h)  # (B, T, V)
@@ -270,13 +309,23 @@ class TransformerSeq2Seq(Seq2Seq):
         with dnn.keeping_attention(self):
             self(src, tgt_in)
         last = self.decoder.layers[-1]
-        return {"self": last.self_attention_weights.mean(1),  # (B, nh, T, T) -> (B, T, T)
-                "cross": last.cross_attention_weights.mean(1)}  # (B, nh, T, S) -> (B, T, S)
+        return {
+            "self": last.self_attention_weights.mean(1),  # (B, nh, T, T) -> (B, T, T)
+            "cross": last.cross_attention_weights.mean(1),
+        }  # (B, nh, T, S) -> (B, T, S)
 
 
 @register_model("seq2seq_gru")
-def seq2seq_gru(*, vocab_size: int, embed_dim: int = 64, hidden: int = 128, num_layers: int = 1,
-                attention: str = "additive", dropout: float = 0.1, bidirectional: bool = True) -> GRUSeq2Seq:
+def seq2seq_gru(
+    *,
+    vocab_size: int,
+    embed_dim: int = 64,
+    hidden: int = 128,
+    num_layers: int = 1,
+    attention: str = "additive",
+    dropout: float = 0.1,
+    bidirectional: bool = True,
+) -> GRUSeq2Seq:
     """GRU encoder-decoder (Cho et al. 2014) with additive (Bahdanau) or dot (Luong) attention, or none."""
     if attention not in ("none", "additive", "dot"):
         raise ValueError(f"unknown attention {attention!r}; choose none, additive or dot")
@@ -286,10 +335,20 @@ def seq2seq_gru(*, vocab_size: int, embed_dim: int = 64, hidden: int = 128, num_
 
 
 @register_model("seq2seq_transformer")
-def seq2seq_transformer(*, vocab_size: int, max_len: int, d_model: int = 128, nhead: int = 4,
-                        num_encoder_layers: int = 2, num_decoder_layers: int = 2, dim_feedforward: int = 256,
-                        dropout: float = 0.1, norm_first: bool = True, positional: str = "sinusoidal",
-                        tie_weights: bool = True) -> TransformerSeq2Seq:
+def seq2seq_transformer(
+    *,
+    vocab_size: int,
+    max_len: int,
+    d_model: int = 128,
+    nhead: int = 4,
+    num_encoder_layers: int = 2,
+    num_decoder_layers: int = 2,
+    dim_feedforward: int = 256,
+    dropout: float = 0.1,
+    norm_first: bool = True,
+    positional: str = "sinusoidal",
+    tie_weights: bool = True,
+) -> TransformerSeq2Seq:
     """Transformer encoder-decoder (Vaswani et al. 2017), pre-norm by default, tied embeddings."""
     if positional not in ("sinusoidal", "learned"):
         raise ValueError(f"unknown positional {positional!r}; choose sinusoidal or learned")
@@ -297,5 +356,16 @@ def seq2seq_transformer(*, vocab_size: int, max_len: int, d_model: int = 128, nh
         raise ValueError(f"d_model = {d_model} must be a multiple of nhead = {nhead}")
     if min(num_encoder_layers, num_decoder_layers) < 1:
         raise ValueError("num_encoder_layers and num_decoder_layers must be >= 1")
-    return TransformerSeq2Seq(vocab_size, max_len, d_model, nhead, num_encoder_layers, num_decoder_layers,
-                              dim_feedforward, dropout, norm_first, positional, tie_weights)
+    return TransformerSeq2Seq(
+        vocab_size,
+        max_len,
+        d_model,
+        nhead,
+        num_encoder_layers,
+        num_decoder_layers,
+        dim_feedforward,
+        dropout,
+        norm_first,
+        positional,
+        tie_weights,
+    )

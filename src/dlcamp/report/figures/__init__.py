@@ -34,8 +34,10 @@ def family_modules() -> list[ModuleType]:
 
     import_package(__name__)
     prefix = f"{__name__}."
-    return sorted((m for name, m in list(sys.modules.items()) if name.startswith(prefix) and m is not None),
-                  key=lambda m: (m.__name__ != f"{prefix}common", m.__name__))
+    return sorted(
+        (m for name, m in list(sys.modules.items()) if name.startswith(prefix) and m is not None),
+        key=lambda m: (m.__name__ != f"{prefix}common", m.__name__),
+    )
 
 
 def _public_figures() -> dict[str, Any]:
@@ -47,8 +49,9 @@ def _public_figures() -> dict[str, Any]:
         for module in family_modules():
             for name in getattr(module, "__all__", ()):
                 if name in owner and owner[name] != module.__name__:
-                    raise ValueError(f"figure {name!r} is defined by both {owner[name]} and {module.__name__}; "
-                                     "rename one of them")
+                    raise ValueError(
+                        f"figure {name!r} is defined by both {owner[name]} and {module.__name__}; rename one of them"
+                    )
                 index[name], owner[name] = getattr(module, name), module.__name__
         _index = index
     return _index

@@ -24,8 +24,15 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str]) -> plt.Figure:
         for j in range(k):
             v = int(cm[i, j])
             if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                        color="white" if v > cm.max().item() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > cm.max().item() / 2 else "black",
+                )
     ax.set_xticks(range(k), names, fontsize=7)
     ax.set_yticks(range(k), names, fontsize=7)
     ax.set_xlabel("predicted")

@@ -51,16 +51,25 @@ def read_metrics_csv(path: Path) -> dict[str, list[tuple[float, float]]]:
 def plot_curves(series: dict[str, list[tuple[float, float]]], *, title: str = "") -> plt.Figure:
     """Loss curves (train per step, val per epoch) and accuracy curves, side by side."""
     # Lightning logs a step metric as NAME_step (and its epoch mean as NAME_epoch).
-    groups = [("loss", [k for k in series if "loss" in k and not k.endswith("_epoch")]),
-              ("accuracy", [k for k in series if k.rsplit("/", 1)[-1].startswith("acc") and not k.endswith("_epoch")])]
+    groups = [
+        ("loss", [k for k in series if "loss" in k and not k.endswith("_epoch")]),
+        ("accuracy", [k for k in series if k.rsplit("/", 1)[-1].startswith("acc") and not k.endswith("_epoch")]),
+    ]
     groups = [(name, keys) for name, keys in groups if keys]
     fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5 * max(1, len(groups)), 3.2), squeeze=False)
     for ax, (name, keys) in zip(axes[0], groups):
         for key in sorted(keys):
             steps, values = zip(*series[key])
             per_step = key.endswith("_step")
-            ax.plot(steps, values, "-" if per_step else "o-", label=key.removesuffix("_step"), markersize=3,
-                    linewidth=0.8 if per_step else 1.2, alpha=0.6 if per_step else 1.0)
+            ax.plot(
+                steps,
+                values,
+                "-" if per_step else "o-",
+                label=key.removesuffix("_step"),
+                markersize=3,
+                linewidth=0.8 if per_step else 1.2,
+                alpha=0.6 if per_step else 1.0,
+            )
         ax.set_xlabel("step")
         ax.set_ylabel(name)
         if name == "loss":
@@ -81,8 +90,9 @@ def ema(values: Sequence[float], smoothing: float) -> list[float]:
     return out
 
 
-def plot_compare(curves: dict[str, list[tuple[float, float]]], *, ylabel: str, title: str, log: bool = True,
-                 smoothing: float = 0.6) -> plt.Figure:
+def plot_compare(
+    curves: dict[str, list[tuple[float, float]]], *, ylabel: str, title: str, log: bool = True, smoothing: float = 0.6
+) -> plt.Figure:
     """Several runs' curves of one metric on one axis (e.g. optimizers' training loss), EMA-smoothed."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     if smoothing:
@@ -102,9 +112,14 @@ def plot_compare(curves: dict[str, list[tuple[float, float]]], *, ylabel: str, t
     return fig
 
 
-
-def plot_image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, *, highlight: Sequence[bool] | None = None,
-                    suptitle: str = "", ncols: int = 8) -> plt.Figure:
+def plot_image_grid(
+    images: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    *,
+    highlight: Sequence[bool] | None = None,
+    suptitle: str = "",
+    ncols: int = 8,
+) -> plt.Figure:
     """Images (N, C, H, W) in [0, 1] on a grid with optional titles; highlighted titles in red."""
     n = len(images)
     ncols = min(ncols, n) or 1

@@ -55,8 +55,10 @@ def draw_boxes(image, boxes, labels, class_names: Sequence[str], scores=None, *,
     else:
         pixels = np.asarray(image)
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise ValueError(f"image must be a uint8 array [H, W, 3] or a float Tensor[3, H, W], "
-                             f"got {pixels.dtype} {list(pixels.shape)}")
+            raise ValueError(
+                f"image must be a uint8 array [H, W, 3] or a float Tensor[3, H, W], "
+                f"got {pixels.dtype} {list(pixels.shape)}"
+            )
     boxes = _as_boxes(boxes, "boxes")
     labels = torch.as_tensor(labels).reshape(-1).tolist()
     if len(labels) != len(boxes):
@@ -78,8 +80,11 @@ def draw_boxes(image, boxes, labels, class_names: Sequence[str], scores=None, *,
                 length = max(abs(bx - ax), abs(by - ay))
                 for start in np.arange(0.0, length, 2 * dash):  # dash on, dash off
                     f0, f1 = start / max(length, 1e-9), min(start + dash, length) / max(length, 1e-9)
-                    draw.line([(ax + f0 * (bx - ax), ay + f0 * (by - ay)), (ax + f1 * (bx - ax), ay + f1 * (by - ay))],
-                              fill=colour, width=width)
+                    draw.line(
+                        [(ax + f0 * (bx - ax), ay + f0 * (by - ay)), (ax + f1 * (bx - ax), ay + f1 * (by - ay))],
+                        fill=colour,
+                        width=width,
+                    )
         else:
             draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
         caption = _box_caption(labels[i], class_names, None if scores is None else scores[i])
@@ -91,9 +96,16 @@ def draw_boxes(image, boxes, labels, class_names: Sequence[str], scores=None, *,
     return out
 
 
-def plot_detections(images, predictions: Sequence[dict], class_names: Sequence[str], *,
-                    targets: Sequence[dict] | None = None, score_threshold: float = 0.5, title: str = "",
-                    ncols: int = 4) -> plt.Figure:
+def plot_detections(
+    images,
+    predictions: Sequence[dict],
+    class_names: Sequence[str],
+    *,
+    targets: Sequence[dict] | None = None,
+    score_threshold: float = 0.5,
+    title: str = "",
+    ncols: int = 4,
+) -> plt.Figure:
     """Detections on a grid of images: predictions solid and captioned "name 0.93", ground truth thin and dashed.
 
     ``images`` is Tensor[B, 3, H, W] in [0, 1] (or a list of Tensor[3, H_i, W_i]);
@@ -101,12 +113,15 @@ def plot_detections(images, predictions: Sequence[dict], class_names: Sequence[s
     least ``score_threshold`` are drawn; ``targets`` the data's dicts, optional.
     """
     if isinstance(images, torch.Tensor) and images.ndim != 4:
-        raise ValueError(f"images must be a Tensor[B, 3, H, W] (or a list of [3, H, W]), "
-                         f"got shape {list(images.shape)}")
+        raise ValueError(
+            f"images must be a Tensor[B, 3, H, W] (or a list of [3, H, W]), got shape {list(images.shape)}"
+        )
     images = [_as_chw(im, f"images[{i}]") for i, im in enumerate(images)]
     if len(predictions) != len(images) or (targets is not None and len(targets) != len(images)):
-        raise ValueError(f"got {len(images)} images, {len(predictions)} predictions and "
-                         f"{'no' if targets is None else len(targets)} targets: pass one per image")
+        raise ValueError(
+            f"got {len(images)} images, {len(predictions)} predictions and "
+            f"{'no' if targets is None else len(targets)} targets: pass one per image"
+        )
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
@@ -116,10 +131,21 @@ def plot_detections(images, predictions: Sequence[dict], class_names: Sequence[s
     for i, (ax, image) in enumerate(zip(axes.flat, images)):
         ax.imshow(image.permute(1, 2, 0).numpy(), interpolation="nearest")
         if targets is not None:
-            for box, label in zip(_as_boxes(targets[i]["boxes"], f"targets[{i}]['boxes']").tolist(),
-                                  torch.as_tensor(targets[i]["labels"]).reshape(-1).tolist()):
-                ax.add_patch(plt.Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
-                                           edgecolor=_class_colour(label), linewidth=0.9, linestyle="--"))
+            for box, label in zip(
+                _as_boxes(targets[i]["boxes"], f"targets[{i}]['boxes']").tolist(),
+                torch.as_tensor(targets[i]["labels"]).reshape(-1).tolist(),
+            ):
+                ax.add_patch(
+                    plt.Rectangle(
+                        (box[0], box[1]),
+                        box[2] - box[0],
+                        box[3] - box[1],
+                        fill=False,
+                        edgecolor=_class_colour(label),
+                        linewidth=0.9,
+                        linestyle="--",
+                    )
+                )
         pred = predictions[i]
         boxes = _as_boxes(pred["boxes"], f"predictions[{i}]['boxes']")
         scores = torch.as_tensor(pred["scores"]).reshape(-1).tolist()
@@ -130,10 +156,22 @@ def plot_detections(images, predictions: Sequence[dict], class_names: Sequence[s
                 continue
             shown += 1
             colour = _class_colour(label)
-            ax.add_patch(plt.Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False,
-                                       edgecolor=colour, linewidth=1.6))
-            ax.text(box[0], box[1], _box_caption(label, class_names, score), fontsize=6, color="white", va="bottom",
-                    ha="left", bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0, "alpha": 0.85}, clip_on=True)
+            ax.add_patch(
+                plt.Rectangle(
+                    (box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, edgecolor=colour, linewidth=1.6
+                )
+            )
+            ax.text(
+                box[0],
+                box[1],
+                _box_caption(label, class_names, score),
+                fontsize=6,
+                color="white",
+                va="bottom",
+                ha="left",
+                bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.0, "alpha": 0.85},
+                clip_on=True,
+            )
         ax.set_title(f"{shown} detections >= {score_threshold:g}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
@@ -165,8 +203,15 @@ def plot_anchors(image, anchors_per_level: Sequence[torch.Tensor], *, title: str
         per_location = len(anchors) // max(len(locations), 1)
         xs = np.unique(locations[:, 0])
         stride = float(np.diff(xs).min()) if len(xs) > 1 else float("nan")
-        ax.scatter(locations[:, 0], locations[:, 1], s=5, color=colour, alpha=0.8, linewidths=0,
-                   label=f"level {level}: {len(anchors)} anchors, {per_location} per location, stride {stride:g}")
+        ax.scatter(
+            locations[:, 0],
+            locations[:, 1],
+            s=5,
+            color=colour,
+            alpha=0.8,
+            linewidths=0,
+            label=f"level {level}: {len(anchors)} anchors, {per_location} per location, stride {stride:g}",
+        )
         fx = (level + 1) / (len(levels) + 1)
         for fy in (0.3, 0.7):
             target = np.array([fx * width, fy * height])
@@ -194,15 +239,18 @@ def plot_pr_curves(precision, recall_thresholds, class_names: Sequence[str], *, 
     precision = np.asarray(torch.as_tensor(precision).cpu(), dtype=np.float64)
     recall_thresholds = np.asarray(torch.as_tensor(recall_thresholds).cpu(), dtype=np.float64).reshape(-1)
     if precision.ndim != 2 or precision.shape != (len(recall_thresholds), len(class_names)):
-        raise ValueError(f"precision must have shape [R, K] = [{len(recall_thresholds)}, {len(class_names)}] "
-                         f"(recall points x classes), got {list(precision.shape)}")
+        raise ValueError(
+            f"precision must have shape [R, K] = [{len(recall_thresholds)}, {len(class_names)}] "
+            f"(recall points x classes), got {list(precision.shape)}"
+        )
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for k, name in enumerate(class_names):
         curve = precision[:, k]
         if (curve < 0).all():
             continue
-        ax.plot(recall_thresholds, curve, color=_class_colour(k), linewidth=1.3,
-                label=f"{name} (AP {curve.mean():.3f})")
+        ax.plot(
+            recall_thresholds, curve, color=_class_colour(k), linewidth=1.3, label=f"{name} (AP {curve.mean():.3f})"
+        )
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:

@@ -10,8 +10,15 @@ import torch
 __all__ = ["plot_latent_map"]
 
 
-def plot_latent_map(points: torch.Tensor, labels: torch.Tensor, names: Sequence[str], *, title: str,
-                    xlabel: str = "z1", ylabel: str = "z2") -> plt.Figure:
+def plot_latent_map(
+    points: torch.Tensor,
+    labels: torch.Tensor,
+    names: Sequence[str],
+    *,
+    title: str,
+    xlabel: str = "z1",
+    ylabel: str = "z2",
+) -> plt.Figure:
     """2-D points (N, 2) coloured by class, one legend entry per class."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     cmap = plt.get_cmap("tab10")

@@ -10,7 +10,9 @@ import torch
 __all__ = ["plot_attention", "plot_text"]
 
 
-def plot_attention(weights: torch.Tensor, source: Sequence[str], target: Sequence[str], *, title: str = "") -> plt.Figure:
+def plot_attention(
+    weights: torch.Tensor, source: Sequence[str], target: Sequence[str], *, title: str = ""
+) -> plt.Figure:
     """An attention map (T, S): row t = where output token ``target[t]`` looked in ``source``."""
     t, s = weights.shape
     fig, ax = plt.subplots(figsize=(0.28 * s + 1.8, 0.28 * t + 1.4))
@@ -32,7 +34,16 @@ def plot_text(lines: Sequence[str], *, title: str = "", width: int = 100) -> plt
         wrapped += textwrap.wrap(line, width, replace_whitespace=False, drop_whitespace=False) or [""]
     fig, ax = plt.subplots(figsize=(0.085 * width + 0.5, 0.19 * len(wrapped) + 0.8))
     ax.axis("off")
-    ax.text(0.0, 1.0, "\n".join(wrapped), family="monospace", fontsize=8, va="top", ha="left",
-            transform=ax.transAxes, parse_math=False)  # source code is full of "$"
+    ax.text(
+        0.0,
+        1.0,
+        "\n".join(wrapped),
+        family="monospace",
+        fontsize=8,
+        va="top",
+        ha="left",
+        transform=ax.transAxes,
+        parse_math=False,
+    )  # source code is full of "$"
     ax.set_title(title, fontsize=9, loc="left")
     return fig
