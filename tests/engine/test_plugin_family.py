@@ -162,15 +162,8 @@ def test_a_plugin_family_is_listed(cli, toy_family):
     assert listing.returncode == 0, listing.stderr
     assert "toy_pair" in listing.stdout and "toy-digits" in listing.stdout
     assert "Two optimizers on one classifier" in listing.stdout  # the task, with its description
-
-
-def test_a_plugin_family_brings_its_tour_section(cli, tmp_path, toy_family):
-    out = tmp_path / "tour"
-    proc = cli("tour", "--only", "toy", "-o", str(out), env=toy_family)
-    assert proc.returncode == 0, proc.stderr
-    report = (out / "report.html").read_text()
-    assert "Toy family" in report and "A plug-in's own section." in report and 'id="toy"' in report
-    assert (out / "toy-digits" / "figures" / "toy_head.png").exists()
+    assert "The toy family: two optimizers on one classifier." in listing.stdout  # its tour section
+    # (tests/cli/test_tour.py runs a plug-in's section with `dlcamp tour --only`)
 
 
 def test_a_plugin_family_trains_two_optimizers_and_resumes_bit_identically(cli, tmp_path, toy_family):

@@ -322,3 +322,37 @@ def test_a_phased_schedule_refuses_several_processes_before_writing(tmp_path, cl
         "--devices 1",
     )
     assert not run.exists()
+
+
+def test_a_recipe_sets_the_iou_thresholds_the_course_teaches(tmp_path, cli):
+    """`model.rpn_fg_iou` and `model.box_fg_iou` from the command line reach config.yaml and the matchers."""
+    import yaml
+
+    from dlcamp.engine.run import load_run
+
+    run = tmp_path / "frcnn"
+    proc = cli(
+        "train",
+        "fasterrcnn-shapes",
+        "-o",
+        str(run),
+        "--progress",
+        "none",
+        *TINY_DATA,
+        *TINY_MODEL["fasterrcnn-shapes"],
+        "--set",
+        "trainer.max_steps=2",
+        "--set",
+        "model.rpn_fg_iou=0.6",
+        "--set",
+        "model.box_fg_iou=0.55",
+        "--set",
+        "model.box_bg_iou=0.45",
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert (saved["rpn_fg_iou"], saved["box_fg_iou"], saved["box_bg_iou"]) == (0.6, 0.55, 0.45)
+    model = load_run(run).model  # rebuilt from config.yaml, as `dlcamp eval` and `predict` do
+    assert (model.rpn.matcher.high_threshold, model.roi_heads.matcher.high_threshold) == (0.6, 0.55)
+    assert model.roi_heads.matcher.low_threshold == 0.45
+    # (tests/models/test_detection.py shows the thresholds decide which anchors and proposals are positive)
