@@ -10,7 +10,7 @@ import textwrap
 from dlcamp.tour import load_sections
 from dlcamp.tour.progress import TourProgress
 
-BUILT_IN = ["mlp", "cnn", "generative", "sequence", "detection"]  # the curriculum's order
+BUILT_IN = ["mlp", "cnn", "generative", "sequence", "detection", "segmentation"]  # the curriculum's order
 
 
 def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
@@ -48,6 +48,10 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
     for recipe in ("ssd-shapes", "fasterrcnn-shapes"):
         for figure in ("detections", "anchors", "pr_curves"):
             assert f"{recipe}: {figure}" in html, (recipe, figure)
+    assert html.index("Object detection") < html.index("Semantic segmentation")
+    for figure in ("segmentations", "class_iou", "confusion_matrix"):
+        assert f"fcn8s-shapes: {figure.replace('_', ' ')}" in html, figure
+    assert "up_final.conv" in html and "ConvTranspose2d" in html  # how the map grows back
     for optimizer in ("sgd", "adagrad", "adadelta", "rmsprop", "adam ", "adamw"):
         assert optimizer in html, optimizer
     assert html.count("data:image/png;base64,") >= 4  # curves, confusion, predictions, optimizer comparison
@@ -64,7 +68,7 @@ def test_quick_tour_writes_one_report_with_every_section(cli, tmp_path):
     timings = json.loads((out / "tour.json").read_text())
     assert timings["quick"] is True and [s["name"] for s in timings["sections"]] == BUILT_IN
     assert all(s["seconds"] > 0 and s["budget_s"] > 0 for s in timings["sections"])
-    assert "tour 5/5: detection took" in proc.stdout  # plain progress lines: not a terminal
+    assert "tour 6/6: segmentation took" in proc.stdout  # plain progress lines: not a terminal
 
     # a second tour replaces the first (--only one section); a directory that is not a tour is refused
     proc = cli("tour", "--quick", "-o", str(out), "--only", "mlp", timeout=600)

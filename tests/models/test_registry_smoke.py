@@ -62,6 +62,7 @@ def test_every_model_belongs_to_a_tested_family():
         | set(_family("generative"))
         | set(_family("sequence"))
         | set(_family("detection"))
+        | set(_family("segmentation"))
     )
 
 
@@ -181,3 +182,28 @@ def test_detector_default_build_trains_and_detects(name):
     model.eval()
     for det in model(images):
         assert det["boxes"].shape[1:] == (4,) and len(det["boxes"]) == len(det["scores"]) == len(det["labels"])
+
+
+# Segmenters at small builds (the paper's FCNs 16x narrower, the ResNet FCNs as they are): logits at the input's size.
+SEGMENTATION_SMALL = {
+    "fcn32s": {"width_mult": 1 / 16},
+    "fcn16s": {"width_mult": 1 / 16},
+    "fcn8s": {"width_mult": 1 / 16},
+    "fcn_resnet50": {"aux_loss": True},
+    "fcn_resnet101": {},
+}
+
+
+def test_every_segmenter_has_a_small_build():
+    assert set(SEGMENTATION_SMALL) == set(_family("segmentation"))
+
+
+@pytest.mark.parametrize("name", _family("segmentation"))
+def test_segmenter_trains_and_answers_at_the_input_size(name):
+    torch.manual_seed(0)
+    model = get_model(name, num_classes=3, **SEGMENTATION_SMALL[name])
+    out = model(torch.rand(2, 3, 37, 45))
+    outputs = list(out.values()) if isinstance(out, dict) else [out]
+    assert all(o.shape == (2, 3, 37, 45) and torch.isfinite(o).all() for o in outputs)
+    sum(o.square().mean() for o in outputs).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)

@@ -24,16 +24,14 @@ are still resolved and checked, and must be what this call would train).
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from typing import Any, Sequence
 
 import torch
-import yaml
 
 from dlcamp.bench import register_benchmark
-from dlcamp.bench.sequence import _root
+from dlcamp.bench.runs import run_root, train_or_reuse
 
 VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "ssd": ("ssd-shapes", [], "baseline: log-scale boxes, hard negatives 3:1"),
@@ -88,15 +86,6 @@ def inference_fps(task: Any, datamodule: Any, n: int = 50, warmup: int = 3) -> f
     return 1.0 / statistics.mean(times)
 
 
-def _agrees(saved: Any, wanted: Any) -> bool:
-    """A saved config section holds what is wanted (the engine adds the facts it filled in, e.g. num_classes)."""
-    if isinstance(wanted, dict):
-        return isinstance(saved, dict) and all(_agrees(saved.get(k), x) for k, x in wanted.items())
-    if isinstance(wanted, (list, tuple)):
-        return isinstance(saved, (list, tuple)) and len(saved) == len(wanted) and all(map(_agrees, saved, wanted))
-    return saved == wanted
-
-
 @register_benchmark("detection")
 def detection(
     *,
@@ -110,7 +99,7 @@ def detection(
     """SSD vs Faster R-CNN on the shapes world (mAP, batch-1 CPU FPS) and the ablations, one row each."""
     from dlcamp import ops
     from dlcamp.data import get_dataset
-    from dlcamp.engine.run import load_run, resolve, train
+    from dlcamp.engine.run import load_run, resolve
     from dlcamp.errors import UsageError
     from dlcamp.ops.anchors import anchor_shapes
     from dlcamp.recipes import get_recipe
@@ -119,7 +108,7 @@ def detection(
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise UsageError(f"unknown detection variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
-    root = _root(out, "detection")
+    root = run_root(out, "detection")
     cfgs = {v: resolve(get_recipe(VARIANTS[v][0]), list(overrides or []) + VARIANTS[v][1]) for v in names}
 
     anchor_iou: dict[str, float] = {}
@@ -140,21 +129,7 @@ def detection(
 
     summaries, built = {}, {}
     for v in names:
-        if reuse and (root / v / "summary.json").exists():  # trained by an earlier run of this benchmark
-            saved = yaml.safe_load((root / v / "config.yaml").read_text())
-            differ = [
-                k
-                for k in ("model", "data", "task", "optim", "trainer", "seed")
-                if not _agrees(saved.get(k), cfgs[v][k])
-            ]
-            if differ:
-                raise UsageError(
-                    f"reuse: {root / v} was trained with other {', '.join(differ)} settings; "
-                    "use another out= or reuse=false"
-                )
-            summaries[v] = json.loads((root / v / "summary.json").read_text())
-        else:
-            summaries[v] = train(cfgs[v], root / v, progress="none")
+        summaries[v] = train_or_reuse(cfgs[v], root / v, reuse)
         built[v] = load_run(root / v)
         built[v].datamodule.setup()
     fps = interleaved_fps(built, fps_images, fps_rounds)

@@ -21,13 +21,12 @@ the IWAE estimate with k = 1, 5, 50 and 500 samples (tightening towards -log p(x
 from __future__ import annotations
 
 import math
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from dlcamp.bench import register_benchmark
+from dlcamp.bench.runs import run_root
 
 RECIPES = ["bernoulli-digits", "nade-digits", "pixelcnn-digits", "pixelrnn-digits", "vae-digits"]
 BUDGET_SECONDS = 600  # the bound for each model on 2 CPU cores
@@ -71,7 +70,7 @@ def likelihood(
 
     names = recipes or RECIPES
     cfgs = {name: resolve(get_recipe(name), overrides or []) for name in names}  # all checked before training
-    root = Path(out) if out else Path(tempfile.mkdtemp(prefix="bench-likelihood-"))
+    root = run_root(out, "likelihood")
     rows = _references(build(cfgs[names[0]]))
     notes, ok = [], True
     for name, cfg in cfgs.items():

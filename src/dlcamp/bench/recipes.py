@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import operator
 import statistics
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from dlcamp.bench import register_benchmark
+from dlcamp.bench.runs import run_root
 from dlcamp.errors import UsageError
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -34,7 +33,7 @@ def recipe(
         raise UsageError(f"recipe {recipe!r} has no expect block to check")
     n = int(seeds or expect["seeds"])
     metric = expect["metric"]
-    root = Path(out) if out else Path(tempfile.mkdtemp(prefix=f"bench-{base['name']}-"))
+    root = run_root(out, base["name"])
     rows, values, seconds = [], [], []
     for seed in range(n):
         cfg = dict(base, seed=seed)

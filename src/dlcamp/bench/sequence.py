@@ -15,11 +15,11 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from dlcamp.bench import register_benchmark
+from dlcamp.bench.runs import run_root
 
 REBER_CELLS = ("rnn", "lstm", "gru")
 REBER_DISTANCES = ((5, 10), (10, 20), (20, 30), (40, 50))
@@ -62,10 +62,6 @@ def _train_rows(
     return rows, notes, ok
 
 
-def _root(out: str | None, name: str) -> Path:
-    return Path(out) if out else Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-
-
 @register_benchmark("reber")
 def reber(
     *,
@@ -80,7 +76,7 @@ def reber(
 
     cells = list(cells or REBER_CELLS)
     distances = [tuple(d) for d in (distances or REBER_DISTANCES)]
-    root = _root(out, "reber")
+    root = run_root(out, "reber")
     cfgs = {
         (cell, d): resolve(
             get_recipe(f"{cell}-reber"), list(overrides or []) + [f"data.min_length={d[0]}", f"data.max_length={d[1]}"]
@@ -118,7 +114,7 @@ def charlm(
     *, recipes: list[str] | None = None, overrides: list[str] | None = None, out: str | None = None
 ) -> dict[str, Any]:
     """n-gram vs LSTM vs Transformer character LMs on the standard library's source: test bits per character."""
-    root = _root(out, "charlm")
+    root = run_root(out, "charlm")
     rows, notes, ok = _train_rows(
         recipes or CHARLM_RECIPES, {"test bpc": "test/bpc", "val bpc": "val/bpc"}, root, overrides or []
     )
@@ -136,7 +132,7 @@ def dates(
     *, recipes: list[str] | None = None, overrides: list[str] | None = None, out: str | None = None
 ) -> dict[str, Any]:
     """Date normalisation: exact match of the Transformer and the GRU with and without attention."""
-    root = _root(out, "dates")
+    root = run_root(out, "dates")
     rows, notes, ok = _train_rows(
         recipes or DATES_RECIPES,
         {
@@ -161,6 +157,6 @@ def vit(
     *, recipes: list[str] | None = None, overrides: list[str] | None = None, out: str | None = None
 ) -> dict[str, Any]:
     """ViT against ResNet-20 on digits32 (360 test images)."""
-    root = _root(out, "vit")
+    root = run_root(out, "vit")
     rows, notes, ok = _train_rows(recipes or VIT_RECIPES, {"test acc": "test/acc"}, root, overrides or [])
     return {"title": "ViT vs ResNet-20 on digits32", "rows": rows, "ok": ok, "notes": notes, "run_root": str(root)}

@@ -368,15 +368,25 @@ COMMANDS = {
 }
 
 
+def one_line(error: Exception) -> str:
+    """The user's line of an error: an error raised in a DataLoader worker comes back as "Caught X in
+    DataLoader worker process N." and the worker's traceback, whose last line holds the message."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    lines = text.splitlines()
+    if lines[0].startswith("Caught ") and "Original Traceback" in text:
+        last = lines[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return lines[0]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as e:
-        # one line, even when the error crossed a DataLoader worker and gathered a traceback
-        print(
-            f"dlcamp: error: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}", file=sys.stderr
-        )
+        print(f"dlcamp: error: {one_line(e)}", file=sys.stderr)
         return 2
     except TrainingFailed as e:
         print(f"dlcamp: training failed: {str(e).strip().splitlines()[0]}", file=sys.stderr)

@@ -31,3 +31,15 @@ class Exportable(abc.ABC):
     @abc.abstractmethod
     def export(self, root: Path, split: str, n: int) -> Path:
         """Write the first ``n`` items of ``split`` under ``root``; return the folder written."""
+
+
+class SegmentationData(abc.ABC):
+    """Images with a class id per pixel: batches are (float [B, 3, H, W], long [B, H, W]).
+
+    ``ignore_index`` marks pixels that are neither trained on nor scored (VOC's 255 on
+    object borders and "difficult" regions); ``palette`` gives one RGB colour per class for
+    label PNGs and overlays.
+    """
+
+    ignore_index: int
+    palette: list[tuple[int, int, int]]

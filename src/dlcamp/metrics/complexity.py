@@ -16,7 +16,10 @@ are in fact giga multiply-adds of convs and matmuls (half of what
 them to their three decimals for AlexNet, VGG, GoogLeNet, ResNet and DenseNet. Only the
 modules that ``forward`` runs are counted, so GoogLeNet's auxiliary heads (built, but run
 only by ``forward_with_aux``) add parameters to ``total_params`` but no MACs; their
-parameters are reported as ``params_not_run``.
+parameters are reported as ``params_not_run``. A transposed convolution works the other
+way round: each *input* pixel scatters one kernel, so it costs C_in * C_out/groups * k*k *
+H * W of its input (cropping by ``padding`` discards some of those products, which are still
+paid for; ``torch.utils.flop_counter`` counts the same, times two).
 
 Receptive field. A layer with kernel k, dilation d and stride s takes a field r with jump j
 (the input pixels between two neighbouring outputs) to r + (k - 1)·d·j and jump j·s;
@@ -31,12 +34,25 @@ of the model's output, which for a classifier is the field of its final feature 
 (global pooling and the classifier pass it through). Fields are theoretical (they can exceed
 the input; padding is not clipped), kernels are taken as square (the first size), and only
 layers that are modules (not functional calls such as ``F.max_pool2d``) widen the field.
+
+Transposed convolutions (``nn.ConvTranspose1d/2d/3d`` and ``dlcamp.nn.ConvTranspose2d``)
+upsample: input i reaches output o through kernel tap t where o + p = i*s + t*d, so an
+output reads only the taps whose offset t*d has its phase (o + p) mod s, and the inputs
+those taps read span (largest t*d - smallest t*d)/s + 1 cells. The widest phase gives the
+layer's ``span``: ceil(k/s) without dilation, at most ceil(k_eff/s) with it, k_eff =
+d*(k - 1) + 1 (less when the dilated taps fall into different phases: k = 2, d = 3, s = 2
+reads one cell per output). The field grows by (span - 1)*j and the jump becomes j/s, since
+neighbouring outputs lie 1/s of an input cell apart; a stride-4 transposed conv after two
+stride-2 convs brings the jump back to 1. Jumps (and then fields) can become fractions:
+they are kept exact, reported as ints when whole and floats otherwise, and printed as
+fractions ("1/4").
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+from fractions import Fraction
 from typing import Any, Sequence
 
 import torch
@@ -46,6 +62,9 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
 
 from dlcamp.errors import UsageError
+from dlcamp.nn.conv_transpose import ConvTranspose2d
+
+TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, ConvTranspose2d)
 
 SPATIAL = (
     nn.Conv1d,
@@ -64,8 +83,14 @@ def _first(v: Any) -> int:
     return int(v[0] if isinstance(v, (tuple, list)) else v)
 
 
-def layer_macs(module: nn.Module, output: torch.Tensor) -> int:
-    """Multiply-adds of one call of ``module`` producing ``output`` (batch of one)."""
+def layer_macs(module: nn.Module, output: torch.Tensor, input: torch.Tensor | None = None) -> int:
+    """Multiply-adds of one call of ``module`` producing ``output`` from ``input`` (batch of one;
+    a transposed convolution needs ``input``, the other layers only ``output``)."""
+    if isinstance(module, TRANSPOSED):
+        if input is None:
+            raise ValueError(f"the MACs of {type(module).__name__} depend on its input: pass input=")
+        # One kernel scattered per input pixel: C_in * C_out/g * prod(k) * prod(spatial input).
+        return (module.out_channels // module.groups) * math.prod(module.kernel_size) * input.numel()
     if isinstance(module, nn.Linear):
         return module.in_features * output.numel()
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
@@ -100,6 +125,30 @@ class _FieldTracker(TorchFunctionMode):
         return out
 
 
+def transposed_span(kernel: int, stride: int, dilation: int) -> int:
+    """Input cells that one output of a transposed conv can read (the widest phase, see the module docstring)."""
+    offsets = [t * dilation for t in range(kernel)]  # where tap t lands, relative to i*s
+    spans = []
+    for phase in range(stride):
+        landing = [o for o in offsets if o % stride == phase]  # the taps that reach outputs of this phase
+        if landing:
+            spans.append((max(landing) - min(landing)) // stride + 1)
+    return max(spans)
+
+
+def _number(value: int | Fraction) -> int | float:
+    """An exact field or jump as an int when whole, else a float (what the report and JSON hold)."""
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def _show(value: int | float) -> str:
+    """A field or jump for the table: 4, or 1/4 when an upsampling made it fractional."""
+    if isinstance(value, int):
+        return str(value)
+    ratio = Fraction(value).limit_denominator(1 << 20)
+    return f"{ratio.numerator}/{ratio.denominator}"
+
+
 def _module_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
 
@@ -126,16 +175,20 @@ def profile(model: nn.Module, input_shape: Sequence[int]) -> dict[str, Any]:
             k, s = _first(module.kernel_size), _first(module.stride)
             d = _first(getattr(module, "dilation", 1))
             rf, jump = rf + (k - 1) * d * jump, jump * s
+        elif isinstance(module, TRANSPOSED):
+            k, s, d = _first(module.kernel_size), _first(module.stride), _first(module.dilation)
+            rf, jump = rf + (transposed_span(k, s, d) - 1) * jump, Fraction(jump) / s
         tracker.fields[output] = (rf, jump)
+        first_input = next((t for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)), None)
         rows.append(
             {
                 "layer": names[module],
                 "type": type(module).__name__,
                 "output": list(output.shape[1:]),
                 "params": _module_params(module),
-                "macs": layer_macs(module, output[0:1]),
-                "rf": rf,
-                "jump": jump,
+                "macs": layer_macs(module, output[0:1], None if first_input is None else first_input[0:1]),
+                "rf": _number(rf),
+                "jump": _number(jump),
             }
         )
 
@@ -167,8 +220,8 @@ def profile(model: nn.Module, input_shape: Sequence[int]) -> dict[str, Any]:
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "params_not_run": sum(_module_params(m) for m in leaves if m not in called),
         "total_macs": sum(r["macs"] for r in rows),
-        "receptive_field": rf,
-        "jump": jump,
+        "receptive_field": _number(rf),
+        "jump": _number(jump),
     }
 
 
@@ -209,8 +262,8 @@ def print_table(report: dict[str, Any]) -> None:
             "x".join(map(str, r["output"])),
             f"{r['params']:,}",
             f"{r['macs']:,}",
-            str(r["rf"]),
-            str(r["jump"]),
+            _show(r["rf"]),
+            _show(r["jump"]),
         ]
         for r in report["layers"]
     ]
@@ -220,8 +273,8 @@ def print_table(report: dict[str, Any]) -> None:
         "x".join(map(str, report["output"] or [])),
         f"{report['total_params']:,}",
         f"{report['total_macs']:,}",
-        str(report["receptive_field"]),
-        str(report["jump"]),
+        _show(report["receptive_field"]),
+        _show(report["jump"]),
     ]
     table = Table(title=f"{report['model']} on input {'x'.join(map(str, report['input']))}")
     for i, col in enumerate(("layer", "type", "output", "params", "MACs", "RF", "jump")):

@@ -55,3 +55,8 @@ __all__ += [
     "TransformerEncoderLayer",
     "keeping_attention",
 ]
+
+# Segmentation week: transposed convolution and FCN's bilinear upsampling.
+from dlcamp.nn.conv_transpose import ConvTranspose2d, bilinear_upsampling  # noqa: E402
+
+__all__ += ["ConvTranspose2d", "bilinear_upsampling"]

@@ -4,6 +4,8 @@ Box geometry (``boxes``), non-maximum suppression (``nms``), RoI pooling and RoI
 (``roi``), box coding (``coder``), anchor matching and sampling (``matcher``) and anchors
 (``anchors``). Each agrees with its torchvision counterpart where there is one; each
 module's docstring names its paper.
+
+Segmentation: the transposed convolution written out and FCN's bilinear kernel (``conv_transpose``).
 """
 
 from dlcamp.ops.anchors import (
@@ -24,6 +26,7 @@ from dlcamp.ops.boxes import (
     remove_small_boxes,
 )
 from dlcamp.ops.coder import BoxCoder
+from dlcamp.ops.conv_transpose import bilinear_kernel, bilinear_weight, conv_transpose2d
 from dlcamp.ops.matcher import BalancedPositiveNegativeSampler, Matcher, hard_negative_mining, ssd_match
 from dlcamp.ops.nms import batched_nms, nms
 from dlcamp.ops.roi import RoIAlign, RoIPool, roi_align, roi_pool
@@ -37,10 +40,13 @@ __all__ = [
     "RoIPool",
     "batched_nms",
     "best_anchor_iou",
+    "bilinear_kernel",
+    "bilinear_weight",
     "box_area",
     "box_convert",
     "box_iou",
     "clip_boxes_to_image",
+    "conv_transpose2d",
     "default_boxes",
     "generalized_box_iou",
     "generalized_box_iou_loss",

@@ -20,12 +20,14 @@ One room per concept:
 - ``draw``: the textures and the rasterisation of things that ``render_scene`` uses;
 - ``export``: ``export_coco``, a split in COCO's instances, captions and panoptic formats;
 - ``base``: ``ShapesWorldData``, the data module every use of the world subclasses;
-- ``detection``: ``ShapesData`` and the registered ``shapes`` dataset (detection).
+- ``detection``: ``ShapesData`` and the registered ``shapes`` dataset (detection);
+- ``segmentation``: ``ShapesSegmentationData`` and the registered ``shapes_segmentation`` dataset.
 """
 
 from dlcamp.data.shapes.base import WORLD_KNOBS, ShapesWorldData
 from dlcamp.data.shapes.detection import ShapesData, ShapesScenes, shapes
 from dlcamp.data.shapes.export import export_coco
+from dlcamp.data.shapes.segmentation import ShapesSegmentationData, shapes_segmentation
 from dlcamp.data.shapes.world import (
     CATEGORY_IDS,
     PALETTE,
@@ -57,9 +59,11 @@ __all__ = [
     "ShapesConfig",
     "ShapesData",
     "ShapesScenes",
+    "ShapesSegmentationData",
     "ShapesWorldData",
     "caption_for",
     "export_coco",
     "render_scene",
     "shapes",
+    "shapes_segmentation",
 ]

@@ -27,6 +27,15 @@ class Backbone(nn.Module, abc.ABC):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B, in_channels, H, W) -> one map per stride, finest first."""
 
+    def cell_offsets(self) -> list[float]:
+        """Where the cells of each map sit: cell i of map k is centred on input pixel ``strides[k] * i + offset``.
+
+        Zero for networks that downsample with odd kernels padded ``k // 2`` (``tiny``, the
+        ResNets): output i of such a layer is centred on input ``stride * i``. Dense heads that
+        upsample and fuse maps (FCN) read it to crop each map onto the next one exactly.
+        """
+        return [0.0] * len(self.strides)
+
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
     """3x3 conv (no bias: the BatchNorm re-centres), BatchNorm, ReLU; (B, C_in, H, W) -> (B, C_out, H/s, W/s)."""

@@ -45,5 +45,8 @@ class FeatureBody(Backbone):
         self.out_channels = [fpn.output[0].out_channels] * len(backbone.out_channels)
         self.strides = list(backbone.strides)
 
+    def cell_offsets(self) -> list[float]:
+        return self.backbone.cell_offsets()  # laterals and 3x3 smoothing keep each map's grid
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.fpn(self.backbone(x))

@@ -69,6 +69,14 @@ class VGGBackbone(Backbone):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
+    def cell_offsets(self) -> list[float]:
+        """A 2x2 pool's output i covers inputs 2i and 2i + 1: cells at stride s sit at s * i + (s - 1) / 2.
+
+        The extras (stride-2, 3x3 convs padded 1) keep the offset of the map they start from.
+        """
+        last = (self.strides[0] * 2 ** (len(self.out_channels) - len(self.extras) - 1) - 1) / 2
+        return [min((s - 1) / 2, last) for s in self.strides]
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
         for i, layer in enumerate(self.features):

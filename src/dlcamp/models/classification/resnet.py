@@ -18,6 +18,18 @@ Two residual blocks:
   The stride sits on the 3x3 conv (torchvision's "ResNet v1.5"; the paper strides the
   first 1x1, which throws away 3/4 of the positions before looking at them).
 
+Dilation instead of stride (``replace_stride_with_dilation``, one flag per stage after the
+first, as torchvision's): a stage whose stride is replaced keeps the resolution it gets, and
+its 3x3 convs spread their taps ``d`` pixels apart instead (dilation ``d``, padding ``d``,
+doubling at each replaced stage), so every later conv still sees as wide a context as it
+would have after the stride: the receptive field grows and the map stays fine. This is
+how a classifier becomes a dense predictor at output stride 8 or 16 (Yu & Koltun,
+"Multi-Scale Context Aggregation by Dilated Convolutions", ICLR 2016, arXiv:1511.07122;
+Chen et al., DeepLab, arXiv:1606.00915). The first block of such a stage still uses the
+previous dilation (it plays the role of the stride it replaces), and its projection
+shortcut is a stride-1 1x1 conv. Only Bottleneck nets: torchvision refuses dilation in a
+BasicBlock, and so do we.
+
 Shortcuts where the shape changes (stride 2 or more channels):
 
 * option B, ``projection_shortcut``: 1x1 conv with stride + BN (ImageNet nets);
@@ -51,9 +63,12 @@ NormLayer = Callable[..., nn.Module]
 ShortcutFactory = Callable[[int, int, int, NormLayer], nn.Module]
 
 
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    # No bias: the BatchNorm right after re-centres anyway.
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    # No bias: the BatchNorm right after re-centres anyway. Padding = dilation keeps H, W at
+    # stride 1: a dilated 3x3 spans 2 * dilation + 1 pixels.
+    return nn.Conv2d(
+        in_channels, out_channels, kernel_size=3, stride=stride, padding=dilation, dilation=dilation, bias=False
+    )
 
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
@@ -110,8 +125,15 @@ class BasicBlock(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
+        if dilation > 1:
+            # As torchvision (which raises NotImplementedError): the dilated nets are Bottleneck nets.
+            raise ValueError(
+                f"BasicBlock does not support dilation > 1 (got {dilation}): replace_stride_with_dilation "
+                "needs a Bottleneck ResNet (resnet50, resnet101, resnet152); leave it all False for resnet18/34"
+            )
         self.conv1 = conv3x3(in_channels, channels, stride)
         self.bn1 = norm_layer(channels)
         self.relu = nn.ReLU(inplace=True)
@@ -130,7 +152,7 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (strided), 1x1 expand x4: (B, C_in, H, W) -> (B, 4*channels, H/stride, W/stride)."""
+    """1x1 reduce, 3x3 (strided or dilated), 1x1 expand x4: (B, C_in, H, W) -> (B, 4*channels, H/s, W/s)."""
 
     expansion = 4
 
@@ -141,11 +163,12 @@ class Bottleneck(nn.Module):
         stride: int = 1,
         downsample: nn.Module | None = None,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         self.conv1 = conv1x1(in_channels, channels)
         self.bn1 = norm_layer(channels)
-        self.conv2 = conv3x3(channels, channels, stride)
+        self.conv2 = conv3x3(channels, channels, stride, dilation)
         self.bn2 = norm_layer(channels)
         self.conv3 = conv1x1(channels, channels * self.expansion)
         self.bn3 = norm_layer(channels * self.expansion)
@@ -188,14 +211,18 @@ def cifar_stem(in_channels: int, width: int, norm_layer: NormLayer) -> OrderedDi
 
 
 class ResNet(nn.Module):
-    """Stem, then one stage per entry of ``layers`` (the first at stride 1, the others at 2).
+    """Stem, then one stage per entry of ``layers`` (the first at stride 1, the others at 2 or dilated).
 
     ``stem`` maps a name to a module; each is registered at the top level under its name
     (``conv1``, ``bn1``, ...) so the state-dict keys match torchvision's, and must output
     ``widths[0]`` channels. Stages are ``layer1``, ``layer2``, ...
 
+    ``replace_stride_with_dilation``: one flag per stage after the first (``layer2`` ...);
+    a stage flagged keeps stride 1 and dilates its 3x3 convs instead (see the module docstring).
+
     ``forward_features``: (B, C_in, H, W) -> (B, widths[-1] * expansion, H/s, W/s), s the
-    total stride (32 for the ImageNet stem and four stages, 4 for the CIFAR stem and three).
+    total stride (32 for the ImageNet stem and four stages, 4 for the CIFAR stem and three;
+    each stage whose stride is replaced halves it: 8 with ``[False, True, True]``).
     """
 
     def __init__(
@@ -209,24 +236,37 @@ class ResNet(nn.Module):
         shortcut: ShortcutFactory = projection_shortcut,
         norm_layer: NormLayer = nn.BatchNorm2d,
         zero_init_residual: bool = False,
+        replace_stride_with_dilation: Sequence[bool] | None = None,
     ) -> None:
         super().__init__()
         if len(layers) != len(widths):
             raise ValueError(f"one width per stage: got layers={list(layers)} and widths={list(widths)}")
+        dilate = [False] * (len(layers) - 1) if replace_stride_with_dilation is None else replace_stride_with_dilation
+        if len(dilate) != len(layers) - 1:
+            raise ValueError(
+                f"replace_stride_with_dilation takes one flag per stage after the first ({len(layers) - 1} here; "
+                f"[False, True, True] gives an ImageNet ResNet output stride 8), got {list(dilate)}"
+            )
         for name, module in stem.items():
             self.add_module(name, module)
         self._stem_names = tuple(stem)
 
         in_channels = widths[0]
+        dilation = 1
         self._stage_names: tuple[str, ...] = ()
         for i, (num_blocks, channels) in enumerate(zip(layers, widths)):
             stride = 1 if i == 0 else 2
+            previous_dilation = dilation
+            if i > 0 and dilate[i - 1]:
+                dilation, stride = dilation * stride, 1
             out_channels = channels * block.expansion
             downsample = None
             if stride != 1 or in_channels != out_channels:
                 downsample = shortcut(in_channels, out_channels, stride, norm_layer)
-            blocks = [block(in_channels, channels, stride, downsample, norm_layer)]
-            blocks += [block(out_channels, channels, 1, None, norm_layer) for _ in range(1, num_blocks)]
+            # The first block stands where the stride was: it still samples at the previous
+            # dilation; the rest sample at the new one.
+            blocks = [block(in_channels, channels, stride, downsample, norm_layer, previous_dilation)]
+            blocks += [block(out_channels, channels, 1, None, norm_layer, dilation) for _ in range(1, num_blocks)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             self._stage_names += (f"layer{i + 1}",)
             in_channels = out_channels
@@ -273,6 +313,7 @@ def _imagenet_resnet(
     in_channels: int,
     norm_layer: NormLayer,
     zero_init_residual: bool,
+    replace_stride_with_dilation: Sequence[bool],
 ) -> ResNet:
     return ResNet(
         block,
@@ -281,6 +322,7 @@ def _imagenet_resnet(
         num_classes=num_classes,
         norm_layer=norm_layer,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
     )
 
 
@@ -291,6 +333,7 @@ def resnet18(
     in_channels: int = 3,
     norm_layer: NormLayer = nn.BatchNorm2d,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: Sequence[bool] = (False, False, False),
 ) -> ResNet:
     """ResNet-18 (He et al. 2016), BasicBlocks (2, 2, 2, 2), torchvision-compatible; 11.7M params."""
     return _imagenet_resnet(
@@ -300,6 +343,7 @@ def resnet18(
         in_channels=in_channels,
         norm_layer=norm_layer,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
     )
 
 
@@ -310,6 +354,7 @@ def resnet34(
     in_channels: int = 3,
     norm_layer: NormLayer = nn.BatchNorm2d,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: Sequence[bool] = (False, False, False),
 ) -> ResNet:
     """ResNet-34 (He et al. 2016), BasicBlocks (3, 4, 6, 3), torchvision-compatible; 21.8M params."""
     return _imagenet_resnet(
@@ -319,6 +364,7 @@ def resnet34(
         in_channels=in_channels,
         norm_layer=norm_layer,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
     )
 
 
@@ -329,6 +375,7 @@ def resnet50(
     in_channels: int = 3,
     norm_layer: NormLayer = nn.BatchNorm2d,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: Sequence[bool] = (False, False, False),
 ) -> ResNet:
     """ResNet-50 (He et al. 2016), Bottlenecks (3, 4, 6, 3), torchvision-compatible (v1.5); 25.6M params."""
     return _imagenet_resnet(
@@ -338,6 +385,7 @@ def resnet50(
         in_channels=in_channels,
         norm_layer=norm_layer,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
     )
 
 
@@ -348,6 +396,7 @@ def resnet101(
     in_channels: int = 3,
     norm_layer: NormLayer = nn.BatchNorm2d,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: Sequence[bool] = (False, False, False),
 ) -> ResNet:
     """ResNet-101 (He et al. 2016), Bottlenecks (3, 4, 23, 3), torchvision-compatible (v1.5); 44.5M params."""
     return _imagenet_resnet(
@@ -357,6 +406,7 @@ def resnet101(
         in_channels=in_channels,
         norm_layer=norm_layer,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
     )
 
 
@@ -367,6 +417,7 @@ def resnet152(
     in_channels: int = 3,
     norm_layer: NormLayer = nn.BatchNorm2d,
     zero_init_residual: bool = False,
+    replace_stride_with_dilation: Sequence[bool] = (False, False, False),
 ) -> ResNet:
     """ResNet-152 (He et al. 2016), Bottlenecks (3, 8, 36, 3), torchvision-compatible (v1.5); 60.2M params."""
     return _imagenet_resnet(
@@ -376,6 +427,7 @@ def resnet152(
         in_channels=in_channels,
         norm_layer=norm_layer,
         zero_init_residual=zero_init_residual,
+        replace_stride_with_dilation=replace_stride_with_dilation,
     )
 
 

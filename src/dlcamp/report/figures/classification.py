@@ -16,7 +16,8 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
     return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def plot_confusion(cm: torch.Tensor, names: Sequence[str]) -> plt.Figure:
+def plot_confusion(cm: torch.Tensor, names: Sequence[str], *, title: str | None = None) -> plt.Figure:
+    """Counts (K, K) as a heat map with the numbers written in; the title defaults to the accuracy."""
     k = len(names)
     fig, ax = plt.subplots(figsize=(0.45 * k + 2, 0.45 * k + 1.5))
     ax.imshow(cm.numpy(), cmap="Blues")
@@ -37,5 +38,6 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str]) -> plt.Figure:
     ax.set_yticks(range(k), names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix (accuracy {cm.diag().sum().item() / max(1, cm.sum().item()):.3f})")
+    accuracy = cm.diag().sum().item() / max(1, cm.sum().item())
+    ax.set_title(title or f"confusion matrix (accuracy {accuracy:.3f})")
     return fig
