@@ -57,3 +57,16 @@ def _check_usage_error(proc, *words):
 @pytest.fixture
 def usage_error():
     return _check_usage_error
+
+
+def randomise_norms(model: torch.nn.Module, seed: int = 1) -> None:
+    """Give every batch norm non-trivial running statistics and affine parameters (conformance tests)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
+                m.running_var.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
+                m.weight.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
+                m.bias.copy_(0.1 * torch.randn(n, generator=g))

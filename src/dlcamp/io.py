@@ -39,6 +39,34 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+@contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside ``target`` to fill; on success it is renamed to ``target``.
+
+    A killed writer leaves no half folder. A non-empty existing ``target`` is refused
+    (``UsageError``) before anything is written; an empty one is replaced.
+    """
+    import shutil
+
+    from dlcamp.errors import UsageError
+
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(f"{target} already exists and is not empty; choose another -o or remove it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"  # beside the target: the rename stays on one disk
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a writer killed in this process id's past life
+    tmp.mkdir()
+    try:
+        yield tmp
+        if target.exists():
+            target.rmdir()  # empty (checked above)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)

@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision.models as tvm
+from tests.conftest import randomise_norms
 
 from dlcamp import nn as dnn
 from dlcamp.errors import DataNotFoundError, UsageError
@@ -38,25 +39,12 @@ IMAGENET_MODELS: dict[str, int] = {
 }
 
 
-def _randomise_norms(model: nn.Module, seed: int = 1) -> None:
-    """Give every batch norm non-trivial running statistics and affine parameters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_var.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
-                m.weight.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
-
-
 def _torchvision(name: str, **kwargs) -> nn.Module:
     torch.manual_seed(0)
     if name == "googlenet":
         kwargs.setdefault("init_weights", True)  # torchvision warns when left unset
     model = tvm.get_model(name, weights=None, **kwargs)
-    _randomise_norms(model)
+    randomise_norms(model)
     return model.eval()
 
 

@@ -16,24 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models.segmentation as tvs
+from tests.conftest import randomise_norms
 
 from dlcamp.models import get_model
 
 RTOL = ATOL = 1e-4
 NUM_CLASSES = 5
-
-
-def _randomise_norms(model: nn.Module, seed: int = 1) -> None:
-    """Give every batch norm non-trivial running statistics and affine parameters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_var.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
-                m.weight.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
 
 
 def _torchvision(aux_loss: bool) -> nn.Module:
@@ -43,7 +31,7 @@ def _torchvision(aux_loss: bool) -> nn.Module:
 def _ours_and_torchvision(aux_loss: bool) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
     reference = _torchvision(aux_loss)
-    _randomise_norms(reference)
+    randomise_norms(reference)
     ours = get_model("fcn_resnet50", num_classes=NUM_CLASSES, aux_loss=aux_loss)
     assert list(ours.state_dict()) == list(reference.state_dict())  # same names, same order
     ours.load_state_dict(reference.state_dict(), strict=True)

@@ -12,23 +12,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torchvision.models as tvm
+from tests.conftest import randomise_norms
 
 from dlcamp.models import get_model
 
 RTOL = ATOL = 1e-5
-
-
-def _randomise_norms(model: nn.Module, seed: int = 1) -> None:
-    """Give every batch norm non-trivial running statistics and affine parameters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(0.1 * torch.randn(n, generator=g))
-                m.running_var.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
-                m.weight.copy_(torch.empty(n).uniform_(0.8, 1.2, generator=g))
-                m.bias.copy_(0.1 * torch.randn(n, generator=g))
 
 
 def _conv_geometry(model: nn.Module) -> dict[str, tuple]:
@@ -51,7 +39,7 @@ def test_dilated_convs_have_torchvision_strides_paddings_and_dilations(name, dil
 def test_dilated_resnet50_matches_torchvision_logits_and_stride8_features():
     torch.manual_seed(0)
     reference = tvm.resnet50(weights=None, replace_stride_with_dilation=[False, True, True])
-    _randomise_norms(reference)
+    randomise_norms(reference)
     reference.eval()
     with torch.device("meta"):
         ours = get_model("resnet50", replace_stride_with_dilation=[False, True, True])

@@ -25,13 +25,12 @@ are still resolved and checked, and must be what this call would train).
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any, Sequence
 
 import torch
 
 from dlcamp.bench import register_benchmark
-from dlcamp.bench.runs import run_root, train_or_reuse
+from dlcamp.bench.runs import batch1_fps, run_root, train_or_reuse
 
 VARIANTS: dict[str, tuple[str, list[str], str]] = {
     "ssd": ("ssd-shapes", [], "baseline: log-scale boxes, hard negatives 3:1"),
@@ -73,17 +72,12 @@ def interleaved_fps(built: dict[str, Any], n: int, rounds: int = 3) -> dict[str,
 
 def inference_fps(task: Any, datamodule: Any, n: int = 50, warmup: int = 3) -> float:
     """Images per second through ``detect`` at batch 1, on the CPU, over n test images (after warm-up)."""
+    from dlcamp.tasks.base import evaluating
+
     test = datamodule.splits["test"]
     images = [test[i % len(test)][0] for i in range(n + warmup)]
-    model = task.model.cpu().eval()
-    times = []
-    with torch.no_grad():
-        for i, im in enumerate(images):
-            start = time.perf_counter()
-            model.detect(im[None])
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return 1.0 / statistics.mean(times)
+    with evaluating(task.model.cpu()) as model:
+        return batch1_fps(model.detect, images, warmup)
 
 
 @register_benchmark("detection")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import statistics
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
+import torch
 import yaml
 
 from dlcamp.errors import UsageError
@@ -45,4 +48,18 @@ def train_or_reuse(cfg: dict[str, Any], run_dir: Path, reuse: bool) -> dict[str,
     return summary
 
 
-__all__ = ["agrees", "run_root", "train_or_reuse"]
+def batch1_fps(call: Callable[[torch.Tensor], Any], images: Sequence[torch.Tensor], warmup: int = 3) -> float:
+    """Images per second through ``call`` at batch 1 (each image [C, H, W] as [1, C, H, W]), after ``warmup``."""
+    if len(images) <= warmup:
+        raise ValueError(f"time at least one image after the {warmup} warm-up images, got {len(images)} in all")
+    times = []
+    with torch.no_grad():
+        for i, image in enumerate(images):
+            start = time.perf_counter()
+            call(image[None])
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return 1.0 / statistics.mean(times)
+
+
+__all__ = ["agrees", "batch1_fps", "run_root", "train_or_reuse"]

@@ -12,14 +12,12 @@ model's parameters and multiply-adds at 128 x 128, and its batch-1 CPU inference
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any, Sequence
 
 import torch
 
 from dlcamp.bench import register_benchmark
-from dlcamp.bench.runs import run_root, train_or_reuse
+from dlcamp.bench.runs import batch1_fps, run_root, train_or_reuse
 
 VARIANTS: dict[str, tuple[str, str]] = {
     "fcn32s": ("fcn32s-shapes", "one 32x upsampling of the stride-32 scores"),
@@ -50,14 +48,8 @@ def inference_fps(task: Any, images: torch.Tensor, warmup: int = 3) -> float:
     """Images per second at batch 1 on the CPU (after ``warmup`` images)."""
     from dlcamp.tasks.base import evaluating
 
-    times = []
-    with torch.no_grad(), evaluating(task.model.cpu()) as model:
-        for i, x in enumerate(images):
-            start = time.perf_counter()
-            model(x[None])
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return 1.0 / statistics.mean(times)
+    with evaluating(task.model.cpu()) as model:
+        return batch1_fps(model, list(images), warmup)
 
 
 @register_benchmark("segmentation")

@@ -29,8 +29,6 @@ Shape letters: B batch, H, W height and width, K classes.
 from __future__ import annotations
 
 import io
-import os
-import shutil
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -47,7 +45,7 @@ from dlcamp.data.detection import carve_splits, data_root, load_image
 from dlcamp.data.module import DataModule
 from dlcamp.data.voc import VOC_CLASSES
 from dlcamp.errors import DataNotFoundError, UsageError
-from dlcamp.io import write_bytes
+from dlcamp.io import atomic_dir, write_bytes
 from dlcamp.registry import forwards
 
 IGNORE_INDEX = 255  # VOC's "void": object borders and regions too ambiguous to label
@@ -424,24 +422,13 @@ def write_segmentation_folder(
     export leaves no half folder; a non-empty existing ``target`` is refused.
     """
     target = Path(target)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(f"{target} already exists and is not empty; choose another -o or remove it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"  # beside the target: one file system
-    shutil.rmtree(tmp, ignore_errors=True)  # left by an export killed in this process id's past life
-    try:
-        (tmp / "images").mkdir(parents=True)
+    with atomic_dir(target) as tmp:
+        (tmp / "images").mkdir()
         (tmp / "labels").mkdir()
         for name, image, label in samples:
             Image.fromarray(image).save(tmp / "images" / f"{name}.png")
             save_label(tmp / "labels" / f"{name}.png", label, palette, ignore_index)
         (tmp / "classes.txt").write_text("".join(f"{name}\n" for name in class_names))
-        if target.exists():
-            target.rmdir()  # empty (checked above)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

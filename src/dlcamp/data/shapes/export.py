@@ -8,8 +8,6 @@ Category ids: things 1..K in ``THING_CLASSES`` order, stuff K+1..K+S.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from dlcamp.data.shapes.world import (
     render_scene,
 )
 from dlcamp.errors import UsageError
+from dlcamp.io import atomic_dir
 
 
 def _coco_categories() -> list[dict[str, Any]]:
@@ -58,22 +57,9 @@ def export_coco(
         raise UsageError(f"unknown split {split!r}; choose train, val or test")
     n = check_count("n", n, 1)
     scene_seed = check_count("scene_seed", scene_seed, 0)
-    out_dir = Path(out_dir)
-    target = out_dir / split
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise UsageError(f"{target} already exists and is not empty; choose another -o or remove it")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{split}.{os.getpid()}.tmp"  # beside the target: the rename stays on one file system
-    shutil.rmtree(tmp, ignore_errors=True)  # left by an export killed in this process id's past life
-    tmp.mkdir()
-    try:
+    target = Path(out_dir) / split
+    with atomic_dir(target) as tmp:
         _write_split(tmp, split, n, config, scene_seed + SPLIT_SEED_OFFSET[split])
-        if target.exists():
-            target.rmdir()  # empty (checked above)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
