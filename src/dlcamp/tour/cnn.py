@@ -18,7 +18,7 @@ COMPARISONS = [
 ]
 
 
-@tour_section("cnn", title="Modern CNNs", order=20, budget_s=60, quick_budget_s=9)
+@tour_section("cnn", title="Modern CNNs", order=20, budget_s=55, quick_budget_s=9)
 def cnn_section(tour: Tour) -> str:
     """Modern CNNs on digits32, side by side, and the design questions answered in numbers."""
     from dlcamp.engine.run import resolve

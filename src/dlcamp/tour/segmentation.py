@@ -7,7 +7,7 @@ from dlcamp.tour import Tour, tour_section
 SEGMENTATION_RECIPE = "fcn8s-shapes"
 SEGMENTATION_FULL = ["trainer.max_steps=150", "data.batch_size=8", "data.val_size=20", "data.test_size=100"]
 SEGMENTATION_QUICK = [
-    "trainer.max_steps=15",
+    "trainer.max_steps=30",
     "data.batch_size=8",
     "data.train_size=120",
     "data.val_size=8",
@@ -15,7 +15,7 @@ SEGMENTATION_QUICK = [
 ]
 
 
-@tour_section("segmentation", title="Semantic segmentation: FCN", order=55, budget_s=75, quick_budget_s=12)
+@tour_section("segmentation", title="Semantic segmentation: FCN", order=55, budget_s=30, quick_budget_s=7)
 def segmentation_section(tour: Tour) -> str:
     """FCN-8s on the shapes world: every pixel classified, mIoU and boundary mIoU, transposed convolutions."""
     from dlcamp.engine.run import resolve

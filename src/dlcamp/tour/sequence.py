@@ -21,8 +21,8 @@ SEQUENCE_TOUR = [
     "sequence",
     title="Sequence models: RNN, LSTM, GRU, attention, Transformers",
     order=40,
-    budget_s=60,
-    quick_budget_s=23,
+    budget_s=55,
+    quick_budget_s=21,
 )
 def sequence_section(tour: Tour) -> str:
     """Sequence models: date normalisation with attention, the Reber grammar, a character LM's samples."""

@@ -120,22 +120,42 @@ def plot_image_grid(
     suptitle: str = "",
     ncols: int = 8,
 ) -> plt.Figure:
-    """Images (N, C, H, W) in [0, 1] on a grid with optional titles; highlighted titles in red."""
+    """Images (N, C, H, W) in [0, 1] on a grid with optional titles; highlighted titles in red.
+
+    The grid is one picture (the tiles pasted into one array, white between them) on one pair
+    of axes, with the titles written over it: a figure of 32 small axes costs matplotlib
+    about a second to lay out and draw, this a tenth of that.
+    """
     n = len(images)
     ncols = min(ncols, n) or 1
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.3 * ncols, 1.45 * nrows), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = images[i].detach().float().clamp(0, 1).cpu()
-        if img.shape[0] == 1:
-            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(img.permute(1, 2, 0).numpy(), interpolation="nearest")
-        if titles:
-            ax.set_title(titles[i], fontsize=7, color="red" if highlight and highlight[i] else "black")
+    tiles = images.detach().float().clamp(0, 1).cpu()
+    if tiles.shape[1] == 1:
+        tiles = tiles.expand(-1, 3, -1, -1)  # grey as RGB: the same picture as a grey colour map over [0, 1]
+    h, w = tiles.shape[-2:]
+    gap = max(1, round(0.08 * w))  # white between tiles
+    head = round(0.3 * h) if titles else gap  # room for a title above each tile
+    canvas = torch.ones(3, nrows * (h + head), ncols * (w + gap) - gap)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        top, left = r * (h + head) + head, c * (w + gap)
+        canvas[:, top : top + h, left : left + w] = tiles[i]
+    fig, ax = plt.subplots(figsize=(1.3 * ncols, 1.45 * nrows))
+    ax.imshow(canvas.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.axis("off")
+    if titles:
+        for i in range(n):
+            r, c = divmod(i, ncols)
+            red = bool(highlight and highlight[i])
+            ax.text(
+                c * (w + gap) + w / 2,
+                r * (h + head) + head - 1,
+                titles[i],
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="red" if red else "black",
+            )
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
     return fig
