@@ -193,3 +193,29 @@ def test_vgg_weights_that_are_not_tensors_are_refused_without_running_them(tmp_p
 def test_fcn_on_a_backbone_needs_strides_8_16_32():
     with pytest.raises(UsageError, match="skips"):
         FCN(get_model("fcn8s", num_classes=3, **TINY).trunk, 3, skips=3)
+
+
+def test_backbone_cell_offsets_agree_with_the_grid_walked_through_their_layers():
+    # VGG's closed form ((s - 1) / 2, the extras keeping the last map's) against the layers themselves
+    from dlcamp.models.backbones import get_backbone
+    from dlcamp.models.segmentation.fcn import grid_after
+
+    vgg = get_backbone("vgg11", first_stride=8, num_levels=4)  # strides 8, 16 from the convs; 32, 64 extras
+    walked, grid = [], Grid()
+    for i, layer in enumerate(vgg.features):
+        grid = grid_after(layer, grid)
+        if i in vgg._taps:
+            walked.append(grid)
+    for extra in vgg.extras:
+        grid = grid_after(extra, grid)
+        walked.append(grid)
+    assert [g.stride for g in walked] == vgg.strides
+    assert [g.offset for g in walked] == vgg.cell_offsets()
+    tiny = get_backbone("tiny", first_stride=8, num_levels=3)
+    grid = grid_after(tiny.stem, Grid())
+    offsets = []
+    for i, stage in enumerate(tiny.stages):
+        grid = grid_after(stage, grid)
+        if i >= tiny.first:
+            offsets.append(grid.offset)
+    assert offsets == tiny.cell_offsets() == [0.0, 0.0, 0.0]
