@@ -31,9 +31,36 @@ def run_cli(
     )
 
 
+def run_cli_in_process(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``dlcamp ARGS`` through ``dlcamp.cli.main.main`` in this process: the same exit status and
+    output as the subprocess, without importing torch and Lightning again (4-5 s a call).
+
+    What only a process of its own can show goes to ``run_cli``: another environment (a
+    crash injected by ``DLCAMP_CRASH_AFTER_STEP``, plug-ins on the path), another working
+    directory, and DDP (``--devices``), whose launcher starts copies of the running program.
+    The global RNG state is restored afterwards, so tests do not see each other's draws.
+    """
+    if cwd is not None or env is not None or "--devices" in args:
+        return run_cli(*args, cwd=cwd, env=env, timeout=timeout)
+    import contextlib
+    import io
+
+    from dlcamp.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), torch.random.fork_rng(devices=[]):
+        try:
+            code = main(list(args))
+        except SystemExit as e:  # argparse's own errors and --help
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    return subprocess.CompletedProcess(["dlcamp", *args], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli():
-    return run_cli
+    return run_cli_in_process
 
 
 # A tiny version of the foundation recipe: a few epochs, a small MLP, fast on 1 thread.

@@ -46,10 +46,12 @@ TINY_MODEL = {
 
 @pytest.fixture(scope="module")
 def ssd_run(tmp_path_factory):
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli_in_process
 
     run = tmp_path_factory.mktemp("det") / "ssd"
-    proc = run_cli("train", "ssd-shapes", "-o", str(run), "--progress", "none", *TINY_DATA, *TINY_MODEL["ssd-shapes"])
+    proc = run_cli_in_process(
+        "train", "ssd-shapes", "-o", str(run), "--progress", "none", *TINY_DATA, *TINY_MODEL["ssd-shapes"]
+    )
     assert proc.returncode == 0, proc.stderr
     return run
 

@@ -35,10 +35,10 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def fcn_run(tmp_path_factory):
-    from tests.conftest import run_cli
+    from tests.conftest import run_cli_in_process
 
     run = tmp_path_factory.mktemp("seg") / "fcn8s"
-    proc = run_cli("train", "fcn8s-shapes", "-o", str(run), "--progress", "none", *TINY)
+    proc = run_cli_in_process("train", "fcn8s-shapes", "-o", str(run), "--progress", "none", *TINY)
     assert proc.returncode == 0, proc.stderr
     return run
 
