@@ -60,6 +60,7 @@ def test_every_model_belongs_to_a_tested_family():
     assert set(list_models()) == (
         set(_family("classification"))
         | set(_family("generative"))
+        | set(_family("adversarial"))
         | set(_family("sequence"))
         | set(_family("detection"))
         | set(_family("segmentation"))
@@ -99,6 +100,28 @@ def test_mlp_arguments_shape_the_network():
     assert [l.num_features for l in m.modules() if isinstance(l, torch.nn.BatchNorm1d)] == [5, 6]
     with pytest.raises(ValueError):
         get_model("mlp", dropout=1.0)
+
+
+@pytest.mark.parametrize("name", _family("adversarial"))
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 32, 32), (2,)], ids=["8x8", "32x32", "points"])
+def test_adversarial_model_defaults_play_both_sides(name, shape):
+    """Every GAN at its default size: G's samples have the data's shape, D scores them, both get gradients."""
+    torch.manual_seed(0)
+    takes = signature_params(MODELS.builder(name))
+    if "dcgan" in name and len(shape) == 1:  # convolutional: images only, and it says so
+        with pytest.raises(ValueError, match="square images"):
+            get_model(name, input_shape=list(shape), **({"num_classes": 10} if "num_classes" in takes else {}))
+        return
+    model = get_model(name, input_shape=list(shape), **({"num_classes": 10} if "num_classes" in takes else {}))
+    y = torch.arange(4) % 10 if model.conditional else None
+    x = model.generate(model.latent(4), y)
+    assert x.shape == (4, *shape) and torch.isfinite(x).all()
+    out = model.discriminate(x, y)
+    assert out.shape == (4,)
+    out.mean().backward()
+    for group in model.param_groups().values():
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in group.parameters())
+    assert model.sample(3, y[:3] if y is not None else None).shape == (3, *shape)
 
 
 @pytest.mark.parametrize("name", _family("generative"))

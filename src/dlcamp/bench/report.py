@@ -12,11 +12,22 @@ def _fmt(v: Any) -> str:
 
 
 def print_result(result: dict[str, Any]) -> None:
+    """The main table (``rows``), then any further ones (``tables``: title and rows each), then the notes."""
     from rich.console import Console
+
+    console = Console()
+    for title, rows in [(result.get("title", "benchmark"), result.get("rows", []))] + [
+        (t["title"], t["rows"]) for t in result.get("tables", [])
+    ]:
+        console.print(_table(title, rows))
+    for line in result.get("notes", []):
+        console.print(line)
+
+
+def _table(title: str, rows: list[dict[str, Any]]):
     from rich.table import Table
 
-    rows = result.get("rows", [])
-    table = Table(title=result.get("title", "benchmark"))
+    table = Table(title=title)
     keys: list[str] = []
     for row in rows:
         keys += [k for k in row if k not in keys]
@@ -24,7 +35,4 @@ def print_result(result: dict[str, Any]) -> None:
         table.add_column(k)
     for row in rows:
         table.add_row(*(_fmt(row.get(k, "")) for k in keys))
-    console = Console()
-    console.print(table)
-    for line in result.get("notes", []):
-        console.print(line)
+    return table

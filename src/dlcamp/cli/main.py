@@ -227,7 +227,7 @@ def cmd_sample(args) -> int:
     if not isinstance(task, ImageSampler):
         raise UsageError(
             f"{str(args.run_dir)!r} is a {built.cfg['task']['name']!r} run; "
-            "`dlcamp sample` needs a generative model (task: likelihood)"
+            "`dlcamp sample` needs a generative model (task: likelihood or adversarial)"
         )
     condition = None
     if args.condition is not None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TextData(abc.ABC):
@@ -43,3 +46,17 @@ class SegmentationData(abc.ABC):
 
     ignore_index: int
     palette: list[tuple[int, int, int]]
+
+
+class PointData(abc.ABC):
+    """2-D points drawn from a known Gaussian mixture: batches are (float [B, 2], long [B] mode index).
+
+    Because the mixture is known, generated samples can be scored without a learned critic
+    (VEEGAN, Srivastava et al. 2017): a sample is *high quality* when it lies within
+    3 ``sigma`` of its nearest centre, and a mode is *covered* when it is the nearest centre
+    of at least ``min_count`` high-quality samples (``dlcamp.metrics.samples.mode_coverage``). ``centers`` (float Tensor[K, 2]) are the modes'
+    means; every mode is an isotropic Gaussian of standard deviation ``sigma``.
+    """
+
+    centers: torch.Tensor  # float [K, 2]: the modes' means
+    sigma: float  # each mode's standard deviation, the same along both axes

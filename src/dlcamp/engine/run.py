@@ -458,8 +458,8 @@ def finalize(run_dir: Path, built: Built, trainer: Any, *, train_seconds: float)
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
         metrics.update(task.evaluate(dm.split_loader(split), split))
-    for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=trainer.global_step)
+    for logger in trainer.loggers:  # at the step the training curves use: batches (several optimizers step per batch)
+        logger.log_metrics(metrics, step=task.batches_done())
         logger.save()
     save_weights(task.model, run_dir / "model.safetensors")
 

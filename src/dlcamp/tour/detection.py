@@ -14,7 +14,7 @@ DETECTION_TOUR = [
 ]
 
 
-@tour_section("detection", title="Object detection: SSD and Faster R-CNN", order=50, budget_s=100, quick_budget_s=10)
+@tour_section("detection", title="Object detection: SSD and Faster R-CNN", order=50, budget_s=85, quick_budget_s=10)
 def detection_section(tour: Tour) -> str:
     """Detection on the shapes world: SSD (one stage) and Faster R-CNN (two stages), COCO mAP, anchors."""
     from dlcamp.report.html import img_tag, table

@@ -23,7 +23,7 @@ EXTRA_FIGURES = [
 
 
 @tour_section(
-    "generative", title="Likelihood models: NADE, PixelCNN, PixelRNN, VAE", order=30, budget_s=70, quick_budget_s=25
+    "generative", title="Likelihood models: NADE, PixelCNN, PixelRNN, VAE", order=30, budget_s=60, quick_budget_s=20
 )
 def generative_section(tour: Tour) -> str:
     """Likelihood models on binarized digits: NLL in nats side by side, samples of each, the VAE's latent space."""

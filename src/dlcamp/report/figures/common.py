@@ -72,7 +72,7 @@ def plot_curves(series: dict[str, list[tuple[float, float]]], *, title: str = ""
             )
         ax.set_xlabel("step")
         ax.set_ylabel(name)
-        if name == "loss":
+        if name == "loss" and all(v > 0 for key in keys for _, v in series[key]):  # GAN losses can be negative
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

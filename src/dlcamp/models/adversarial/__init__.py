@@ -1,0 +1,1 @@
+"""Adversarial generative models: GAN, DCGAN and their conditional versions, and the GAN losses."""
