@@ -1,6 +1,6 @@
 """``dlcamp bench gan-digits`` and ``dlcamp bench gan-toys``: GANs measured on embedded data.
 
-``gan-digits`` trains ``gan-digits``, ``dcgan-digits32`` and ``cgan-digits`` and the
+``gan-digits`` trains ``gan-digits``, ``dcgan-digits32``, ``cgan-digits``, ``cdcgan-digits32`` and the
 likelihood family's ``vae-digits`` with each seed, and scores 360 samples of each against
 the 360 test digits in the features of dlcamp's digits classifier (``dlcamp.metrics.
 features``; an FID in these features is not an Inception FID): FID, KID, precision and
@@ -10,7 +10,7 @@ draws are another picture). Sharpness is the mean gradient magnitude of the imag
 (``dlcamp.metrics.samples.sharpness``), beside the real test digits' at the same size
 (resizing smooths: 32x32 digits are far less sharp per pixel than 8x8 ones). Instability is read from
 the validation FID every epoch (180 samples against the 180 validation digits): its value
-at each quarter of training, mean and spread over seeds. The conditional GAN's samples are
+at each quarter of training, mean and spread over seeds. The conditional GANs' samples are
 also classified: 100 per class, the classifier's accuracy on each class asked for.
 
 ``gan-toys`` trains ``gan-ring8`` and ``gan-grid25`` with every loss and seed and counts
@@ -34,7 +34,8 @@ from dlcamp.bench.runs import run_root, train_or_reuse
 
 SEEDS = (0, 1, 2)
 TOYS = ("ring8", "grid25")
-GAN_RECIPES = ("gan-digits", "dcgan-digits32", "cgan-digits")
+GAN_RECIPES = ("gan-digits", "dcgan-digits32", "cgan-digits", "cdcgan-digits32")
+CONDITIONAL = ("cgan", "cdcgan")  # models drawn class by class
 VAE_RECIPE = "vae-digits"
 N_SAMPLES = 360  # the test split's size
 PER_CLASS = 100
@@ -130,7 +131,7 @@ def gan_digits(
             scores[-1]["sharpness of real digits this size"] = S.sharpness(_digits("test", images.shape[-1]))
             if recipe != VAE_RECIPE:
                 traces.setdefault(recipe, []).append(_fid_trace(run_dir))
-            if recipe.startswith("cgan"):
+            if cfg["model"]["name"] in CONDITIONAL:  # the classifier's accuracy on each class asked for
                 asked = torch.arange(10).repeat_interleave(PER_CLASS)
                 got = net(_samples_of(run_dir, len(asked), seed, asked)).argmax(1)
                 per_class.setdefault(recipe, []).append(
