@@ -175,7 +175,7 @@ class AdversarialTask(Task, ImageSampler):
         return self.fixed_y if self.model.conditional else None
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["fixed_noise_snapshots"] = [(e, s) for e, s in self.snapshots]
+        checkpoint["fixed_noise_snapshots"] = list(self.snapshots)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.snapshots = [(int(e), s) for e, s in checkpoint.get("fixed_noise_snapshots", [])]
@@ -193,8 +193,8 @@ class AdversarialTask(Task, ImageSampler):
         gen = torch.Generator(device=self.device).manual_seed(seed) if seed is not None else None
         with evaluating(self.model):
             out = [
-                self.model.sample(len(part), None if y is None else y[i : i + CHUNK], generator=gen)
-                for i, part in zip(range(0, n, CHUNK), torch.arange(n).split(CHUNK))
+                self.model.sample(min(CHUNK, n - i), None if y is None else y[i : i + CHUNK], generator=gen)
+                for i in range(0, n, CHUNK)
             ]
         return torch.cat(out), y
 
@@ -211,13 +211,11 @@ class AdversarialTask(Task, ImageSampler):
         from dlcamp.metrics import samples as S
 
         with evaluating(self):
-            real, labels, d_real, d_fake = [], [], [], []
+            real, d_real = [], []
             for x, y in loader:
                 x, y = x.to(self.device), y.to(self.device)
-                xm, cond = self.model.to_model_space(x), self._labels(y)
-                d_real.append(self.loss.shown(self.model.discriminate(xm, cond)))
+                d_real.append(self.loss.shown(self.model.discriminate(self.model.to_model_space(x), self._labels(y))))
                 real.append(x)
-                labels.append(y)
             real_t = torch.cat(real)
             out = {f"{prefix}/d_real": torch.cat(d_real).mean().item()}
             if len(self.centers):  # a 2-D mixture: modes covered, samples within 3σ
